@@ -1,0 +1,3 @@
+pub mod event;
+pub mod record;
+fn main() {}

@@ -1,0 +1,118 @@
+//! What the process model tells the world: one [`Record`] per line of output.
+//!
+//! Pure data. The model fills these in; the writers in [`crate::output`] add the
+//! per-run fields (`seq`, wall-clock `ts`, `host`, `boot_id`) and turn cgroup ids
+//! into paths.
+
+use crate::event::Comm;
+
+/// Names one process for its whole life: its pid and its start time in clock
+/// ticks since boot (USER_HZ, as in /proc/PID/stat field 22), so processes seen
+/// in /proc at start-up and processes seen by the kernel programs get the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcId {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+/// Nanoseconds per USER_HZ tick: /proc reports start times as
+/// `nsec_to_clock_t(start_boottime)` (fs/proc/array.c, do_task_stat) with USER_HZ = 100.
+pub const NS_PER_TICK: u64 = 10_000_000;
+
+impl ProcId {
+    pub fn from_start_ns(pid: u32, start_ns: u64) -> Self {
+        ProcId { pid, start_ticks: start_ns / NS_PER_TICK }
+    }
+}
+
+impl std::fmt::Display for ProcId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.pid, self.start_ticks)
+    }
+}
+
+/// The process a record is about, as it was at that moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The process (tgid).
+    pub pid: u32,
+    pub tid: u32,
+    /// Parent process at that moment.
+    pub ppid: u32,
+    pub proc_id: ProcId,
+    pub comm: Comm,
+    pub uid: Option<u32>,
+    /// cgroup v2 id, 0 if unknown.
+    pub cgroup_id: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// CLOCK_BOOTTIME ns of the event (for `process`, when it was read from /proc).
+    pub ktime_ns: u64,
+    /// `None` only for `lost`.
+    pub subject: Option<Subject>,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A process that existed when tracing began.
+    Process {
+        filename: Option<Vec<u8>>,
+        argv: Vec<Vec<u8>>,
+        /// ps STAT letter (R, S, D, Z, T, ...).
+        state: char,
+    },
+    Fork {
+        parent_proc_id: Option<ProcId>,
+        thread: bool,
+        clone_flags: Option<u64>,
+    },
+    Exec {
+        filename: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        argv_truncated: bool,
+        /// Set when a non-leader thread exec'd.
+        old_tid: Option<u32>,
+    },
+    ExecFailed {
+        filename: Vec<u8>,
+        errno: u32,
+    },
+    Exit {
+        exit_code: Option<u8>,
+        signal: Option<u8>,
+        core_dumped: bool,
+        lifetime_ns: Option<u64>,
+        /// A thread of a live process exited (only with --threads).
+        thread: bool,
+    },
+    Reap {
+        zombie_ns: Option<u64>,
+        reaper_pid: Option<u32>,
+        reaper_comm: Option<Comm>,
+        autoreap: bool,
+    },
+    /// Events the kernel could not deliver (ring buffer full).
+    Lost {
+        /// Event kind name (`fork`, `exec`, ...).
+        kind: &'static str,
+        count: u64,
+    },
+}
+
+impl Body {
+    /// The record's `type` in JSON Lines.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Body::Process { .. } => "process",
+            Body::Fork { .. } => "fork",
+            Body::Exec { .. } => "exec",
+            Body::ExecFailed { .. } => "exec_failed",
+            Body::Exit { .. } => "exit",
+            Body::Reap { .. } => "reap",
+            Body::Lost { .. } => "lost",
+        }
+    }
+}
