@@ -1,3 +1,1 @@
-pub mod event;
-pub mod record;
 fn main() {}
