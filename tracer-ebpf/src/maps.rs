@@ -1,0 +1,47 @@
+//! Maps shared by the programs.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{EXEC_EVENT_MAX, kind};
+
+/// All events, in the order they were reserved. The agent sets the real size
+/// (`--ring-size`) at load time; this is only the default.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Per CPU and per event kind: records the ring buffer had no room for. A BPF
+/// ring buffer does not report losses itself, so this is how none go unnoticed.
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(kind::COUNT, 0);
+
+/// clone flags seen at task_newtask, keyed by the new task's tid, until
+/// sched_process_fork picks them up (both run in the parent, in that order:
+/// kernel/fork.c copy_process, then kernel_clone).
+#[map]
+pub static CLONE_FLAGS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// The user pointer to an execve/execveat file name, keyed by tid, from syscall
+/// entry to syscall exit; read only if the exec failed (the old mm is still there).
+#[map]
+pub static EXEC_PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// waitid's `infop` user pointer keyed by tid, from entry to exit: waitid returns
+/// 0, and the reaped pid is only in `infop->si_pid`.
+#[map]
+pub static WAITID_PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Per-CPU scratch space to build an exec record (too big for the 512-byte stack)
+/// before copying just the used part into the ring buffer.
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<[u8; EXEC_EVENT_MAX]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Counts a record the ring buffer could not take.
+#[inline(always)]
+pub fn count_lost(kind: u32) {
+    if let Some(slot) = LOST.get_ptr_mut(kind) {
+        // Per-CPU slot: no other writer can race with this increment.
+        unsafe { *slot += 1 };
+    }
+}

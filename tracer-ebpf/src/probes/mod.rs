@@ -1,0 +1,8 @@
+//! One file per kernel hook.
+mod exec;
+mod exec_failed;
+mod exit;
+mod fork;
+mod free;
+mod newtask;
+mod wait;

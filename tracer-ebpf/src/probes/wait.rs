@@ -1,0 +1,100 @@
+//! syscalls/sys_exit_wait4, sys_enter_waitid, sys_exit_waitid: who reaped whom.
+
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use tracer_common::{WaitEvent, kind, wait_syscall};
+
+use crate::{
+    config::conf,
+    maps::{EVENTS, WAITID_PENDING, count_lost},
+    task::fill_header,
+};
+
+/// include/uapi/linux/wait.h: leave the child waitable; nothing is reaped.
+const WNOWAIT: u64 = 0x0100_0000;
+
+/// wait4 returns the pid it waited for. It may be a stopped or continued child
+/// (WUNTRACED/WCONTINUED) rather than a reaped one; the agent only counts it as a
+/// reap when that pid is a zombie child of the caller.
+#[tracepoint]
+pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
+    if conf!(ready) == 0 {
+        return 0;
+    }
+    let Ok(ret) = (unsafe { ctx.read_at::<i64>(conf!(sys_exit_ret) as usize) }) else {
+        return 0;
+    };
+    if ret > 0 {
+        emit(ret as u32, wait_syscall::WAIT4);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_waitid(ctx: TracePointContext) -> u32 {
+    if conf!(ready) == 0 {
+        return 0;
+    }
+    unsafe {
+        let (Ok(infop), Ok(options)) = (
+            ctx.read_at::<u64>(conf!(waitid_infop) as usize),
+            ctx.read_at::<u64>(conf!(waitid_options) as usize),
+        ) else {
+            return 0;
+        };
+        if infop == 0 || options & WNOWAIT != 0 {
+            return 0;
+        }
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = WAITID_PENDING.insert(&tid, &infop, 0);
+    }
+    0
+}
+
+/// waitid returns 0 on success; the pid is in `infop->si_pid` (kernel/exit.c
+/// kernel_waitid / SYSCALL_DEFINE5(waitid) copies it out before returning).
+#[tracepoint]
+pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
+    if conf!(ready) == 0 {
+        return 0;
+    }
+    unsafe {
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let Some(infop) = WAITID_PENDING.get(&tid).copied() else {
+            return 0;
+        };
+        let _ = WAITID_PENDING.remove(&tid);
+        let Ok(ret) = ctx.read_at::<i64>(conf!(sys_exit_ret) as usize) else {
+            return 0;
+        };
+        if ret != 0 {
+            return 0;
+        }
+        let mut pid: i32 = 0;
+        let addr = (infop as *const u8).wrapping_add(conf!(siginfo_pid) as usize);
+        if bpf_probe_read_user((&raw mut pid).cast(), 4, addr.cast()) != 0 || pid <= 0 {
+            return 0;
+        }
+        emit(pid as u32, wait_syscall::WAITID);
+    }
+    0
+}
+
+#[inline(always)]
+fn emit(child_pid: u32, syscall: u32) {
+    let Some(mut entry) = EVENTS.reserve::<WaitEvent>(0) else {
+        count_lost(kind::WAIT);
+        return;
+    };
+    unsafe {
+        let ev = &mut *entry.as_mut_ptr();
+        let task = bpf_get_current_task() as *const u8;
+        fill_header(&mut ev.header, kind::WAIT, task, true);
+        ev.child_pid = child_pid;
+        ev.syscall = syscall;
+    }
+    entry.submit(0);
+}

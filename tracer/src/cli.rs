@@ -1,0 +1,188 @@
+//! Command-line interface: argument parsing and the entry point `main.rs` calls.
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+    tracer watch                              # every fork, exec, exit and reap on this machine
+    tracer watch -o events.jsonl --quiet      # record to a JSON Lines file, print nothing
+    tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
+    tracer watch -p 1234                      # follow process 1234 and everything it starts
+    tracer watch --threads --duration 30s     # include threads, stop after 30 seconds
+    tracer watch --format jsonl | jq .        # JSON Lines on stdout";
+
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
+pub struct Cli {
+    /// More detail on stderr (-v: kernel layout resolved at start-up).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trace process events live, on the terminal and/or to a JSON Lines file.
+    #[command(after_help = EXAMPLES)]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One readable line per event.
+    Text,
+    /// JSON Lines, schema in docs/events.md.
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when stdout is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Write JSON Lines records to FILE (`-` for stdout). The file is created with mode 0600.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Form of the lines printed on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Print no event lines on stdout (the summary still goes to stderr).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Follow this existing process and its descendants; end when they are all gone.
+    #[arg(short, long = "pid", value_name = "PID", conflicts_with = "command")]
+    pub pids: Vec<u32>,
+    /// Also record thread creation and thread exit.
+    #[arg(long)]
+    pub threads: bool,
+    /// Stop after this long (e.g. 30s, 5m, 1h, 500ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Size of the kernel ring buffer (power of two, e.g. 4M, 16M, 64M). Larger rides out bigger bursts.
+    #[arg(long, value_name = "SIZE", value_parser = parse_ring_size, default_value = "16M")]
+    pub ring_size: u32,
+    /// When to colour the text lines.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+    /// Run COMMAND and follow its whole process tree, including orphans that outlive it;
+    /// tracer exits with COMMAND's exit status once the last of them is gone.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, ""), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration: use e.g. 30s, 5m, 1h or 500ms"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?} has an unknown unit {unit:?}: use ms, s, m or h")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `16M`, `4096K`, `1G` or bytes; must be a power of two of at least 4 KiB
+/// (kernel/bpf/ringbuf.c ringbuf_map_alloc requires a page-aligned power of two).
+pub fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size: use e.g. 4M, 16M or 64M"))?;
+    let bytes = n.saturating_mul(mult);
+    if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
+        return Err(format!("{s:?}: the ring buffer size must be a power of two from 4K to 1G, e.g. 16M"));
+    }
+    Ok(bytes as u32)
+}
+
+/// Entry point: parses arguments, runs the command, turns errors into one line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Watch(args) => crate::watch::run_blocking(args, cli.verbose),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One line: the outermost context and its causes, joined.
+            eprintln!("tracer: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<WatchArgs, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("tracer").chain(args.iter().copied()))?;
+        match cli.command {
+            Command::Watch(w) => Ok(w),
+        }
+    }
+
+    #[test]
+    fn watch_defaults() {
+        let w = parse(&["watch"]).unwrap();
+        assert_eq!(w.format, Format::Text);
+        assert_eq!(w.ring_size, 16 << 20);
+        assert!(!w.quiet && !w.threads && w.output.is_none() && w.command.is_empty() && w.pids.is_empty());
+    }
+
+    #[test]
+    fn watch_command_after_double_dash_keeps_its_own_flags() {
+        let w = parse(&["watch", "-o", "x.jsonl", "--quiet", "--", "sh", "-c", "exit 3", "--threads"]).unwrap();
+        assert_eq!(w.output.as_deref(), Some(std::path::Path::new("x.jsonl")));
+        assert!(w.quiet);
+        assert!(!w.threads);
+        assert_eq!(w.command, vec!["sh", "-c", "exit 3", "--threads"]);
+    }
+
+    #[test]
+    fn pid_and_command_conflict() {
+        assert!(parse(&["watch", "-p", "1", "--", "true"]).is_err());
+        assert_eq!(parse(&["watch", "-p", "1", "-p", "2"]).unwrap().pids, vec![1, 2]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_ring_size("4096k"), Ok(4 << 20));
+        assert_eq!(parse_ring_size("65536"), Ok(65536));
+        assert!(parse_ring_size("3M").unwrap_err().contains("power of two"));
+        assert!(parse_ring_size("1K").is_err());
+        assert!(parse_ring_size("lots").is_err());
+        assert!(parse(&["watch", "--ring-size", "3M"]).is_err());
+    }
+}

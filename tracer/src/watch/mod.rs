@@ -1,0 +1,278 @@
+//! `tracer watch`: load the programs, seed the tree from /proc, stream events.
+
+mod command;
+mod sinks;
+
+use std::{
+    fs::OpenOptions,
+    io::{self, IsTerminal, Write},
+    os::unix::fs::OpenOptionsExt,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+use tracer_common::kind;
+
+use crate::{
+    cgroup::CgroupResolver,
+    cli::{ColorWhen, Format, WatchArgs},
+    decode,
+    loader::{self, LoadOptions},
+    model::{Model, ModelConfig},
+    output::{JsonlWriter, RunInfo, TextWriter, Writer},
+    procfs,
+    record::Record,
+};
+
+use self::{command::Spawned, sinks::Sinks};
+
+/// How often drop counters are read and writers are flushed at the latest.
+const TICK: Duration = Duration::from_millis(200);
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// After the command's whole tree is gone, how long to wait for its last events
+/// to come through the ring buffer.
+const TAIL_GRACE: Duration = Duration::from_secs(2);
+
+pub fn run_blocking(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(run(args, verbose))
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// CLOCK_BOOTTIME now: the clock of `bpf_ktime_get_boot_ns`.
+fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME) as u64
+}
+
+fn open_output(path: &Path) -> anyhow::Result<std::fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write output file {}: check the directory exists and is writable", path.display()))
+}
+
+fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
+    let mut writers = Vec::new();
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
+        let file = open_output(path)?;
+        let w: Box<dyn Write> = Box::new(file);
+        writers.push((path.display().to_string(), Writer::Jsonl(JsonlWriter::new(w, info.clone()))));
+    }
+    if to_stdout || !args.quiet {
+        let out: Box<dyn Write> = Box::new(io::stdout());
+        let w = if to_stdout || args.format == Format::Jsonl {
+            Writer::Jsonl(JsonlWriter::new(out, info.clone()))
+        } else {
+            let color = match args.color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => io::stdout().is_terminal(),
+            };
+            Writer::Text(TextWriter::new(out, info.clone(), color))
+        };
+        writers.push(("stdout".to_string(), w));
+    }
+    Ok(Sinks { writers, cgroups: CgroupResolver::new(), counts: Default::default(), failed: Default::default() })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Signal(i32),
+    Duration,
+    FollowedGone,
+}
+
+async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let info = RunInfo {
+        host: procfs::hostname(),
+        boot_id: procfs::boot_id().unwrap_or_default(),
+        realtime_offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
+    };
+    // Open outputs before loading anything, so a bad path fails fast.
+    let mut sinks = make_sinks(args, &info)?;
+
+    let loaded = loader::load(&LoadOptions { ring_size: args.ring_size, threads: args.threads })?;
+    if verbose > 0 {
+        eprintln!("tracer: tracefs at {}", loaded.tracefs.display());
+        eprintln!("tracer: kernel layout: {}", crate::kconfig::describe(&loaded.config));
+    }
+    let loader::Loaded { ring, lost, _ebpf, .. } = loaded;
+    let lost_reader = LostReader { map: lost, seen: [0; kind::COUNT as usize] };
+    // SAFETY: the ring buffer map's fd stays open and unchanged while owned by the AsyncFd.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+        .context("watching the ring buffer")?;
+
+    let mut model = Model::new(ModelConfig { threads: args.threads });
+    let mut records: Vec<Record> = Vec::with_capacity(256);
+
+    // Programs are attached: anything that starts from now on is seen. Seed what
+    // already exists, so the tree is whole from the first second.
+    let procs = procfs::snapshot(Path::new("/proc"), &mut sinks.cgroups).context("reading /proc")?;
+    model.seed(procs, boottime_ns(), &mut records);
+    if !args.pids.is_empty() {
+        for &pid in &args.pids {
+            if !model.follow_pid(pid) {
+                bail!("no process with pid {pid}: check it with `ps -p {pid}`");
+            }
+        }
+        // Of the start-up snapshot, show only the followed trees.
+        records.retain(|r| r.subject.as_ref().is_some_and(|s| model.is_followed_pid(s.pid)));
+    }
+    sinks.write_all(&mut records);
+
+    let mut spawned: Option<Spawned> = None;
+    if !args.command.is_empty() {
+        let s = command::spawn(&args.command)?;
+        model.follow_spawned(s.pid);
+        spawned = Some(s);
+    }
+
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigchld = signal(SignalKind::child()).context("installing the SIGCHLD handler")?;
+    let mut tick = tokio::time::interval(TICK);
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut last_flush = Instant::now();
+    let mut decode_errors = 0u64;
+    let mut lost_reader = lost_reader;
+    let mut tree_gone_at: Option<Instant> = None;
+
+    let end = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                guard.clear_ready();
+            }
+            _ = sigint.recv() => break End::Signal(libc::SIGINT),
+            _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
+            _ = sigchld.recv(), if spawned.is_some() => {
+                if let Some(s) = spawned.as_mut() { s.reap(); }
+            }
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
+            _ = tick.tick() => {
+                lost_reader.poll(&mut model, &mut records);
+                sinks.write_all(&mut records);
+                if let Some(s) = spawned.as_mut() { s.reap(); }
+                if last_flush.elapsed() >= FLUSH_EVERY {
+                    sinks.flush();
+                    last_flush = Instant::now();
+                }
+            }
+        }
+        if model.is_following() && model.followed_remaining() == 0 {
+            break End::FollowedGone;
+        }
+        // With a command, waitpid(-1) returning ECHILD is the authority that the
+        // tree is gone; give the ring buffer a moment to deliver the last events.
+        if let Some(s) = &spawned
+            && s.tree_gone
+        {
+            let at = *tree_gone_at.get_or_insert_with(Instant::now);
+            if at.elapsed() >= TAIL_GRACE {
+                break End::FollowedGone;
+            }
+        }
+    };
+
+    // Take what is still in the ring, then the final drop counts.
+    drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+    lost_reader.poll(&mut model, &mut records);
+    sinks.write_all(&mut records);
+    sinks.flush();
+
+    let lost_total: u64 = lost_reader.seen.iter().sum();
+    summary(&sinks, &lost_reader.seen, lost_total, decode_errors, started.elapsed());
+
+    let code = match (end, &spawned) {
+        (_, Some(s)) if s.status.is_some() => s.exit_code().unwrap_or(1),
+        (End::Signal(sig), Some(_)) => 128 + sig as u8,
+        _ => 0,
+    };
+    Ok(code)
+}
+
+fn drain(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    model: &mut Model,
+    records: &mut Vec<Record>,
+    sinks: &mut Sinks,
+    decode_errors: &mut u64,
+) {
+    while let Some(item) = ring.next() {
+        match decode::decode(&item) {
+            Ok(ev) => model.apply(&ev, records),
+            Err(e) => {
+                if *decode_errors == 0 {
+                    eprintln!("tracer: skipped a malformed ring buffer record: {e}");
+                }
+                *decode_errors += 1;
+            }
+        }
+        drop(item);
+        if records.len() >= 256 {
+            sinks.write_all(records);
+        }
+    }
+    sinks.write_all(records);
+}
+
+/// Turns the per-CPU drop counters into `lost` records as they grow.
+struct LostReader {
+    map: aya::maps::PerCpuArray<aya::maps::MapData, u64>,
+    seen: [u64; kind::COUNT as usize],
+}
+
+impl LostReader {
+    fn poll(&mut self, model: &mut Model, records: &mut Vec<Record>) {
+        for k in 0..kind::COUNT {
+            let Ok(per_cpu) = self.map.get(&k, 0) else { continue };
+            let total: u64 = per_cpu.iter().sum();
+            let seen = &mut self.seen[k as usize];
+            if total > *seen {
+                model.lost(k, total - *seen, boottime_ns(), records);
+                *seen = total;
+            }
+        }
+    }
+}
+
+fn summary(sinks: &Sinks, lost: &[u64], lost_total: u64, decode_errors: u64, elapsed: Duration) {
+    let mut line = format!("tracer: {:.1} s, {} records", elapsed.as_secs_f64(), sinks.total());
+    if !sinks.counts.is_empty() {
+        let parts: Vec<String> = sinks.counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        line.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    line.push_str(&format!(", {lost_total} events lost"));
+    if lost_total > 0 {
+        let parts: Vec<String> = (0..kind::COUNT)
+            .filter(|&k| lost[k as usize] > 0)
+            .map(|k| format!("{} {}", kind::name(k), lost[k as usize]))
+            .collect();
+        line.push_str(&format!(" ({}; try a larger --ring-size)", parts.join(", ")));
+    }
+    if decode_errors > 0 {
+        line.push_str(&format!(", {decode_errors} malformed records skipped"));
+    }
+    for (name, n) in &sinks.failed {
+        line.push_str(&format!(", {n} records not written to {name}"));
+    }
+    eprintln!("{line}");
+}
