@@ -1,3 +1,6 @@
 //! tracer: the userspace agent. `main.rs` only calls [`cli::main`].
+pub mod btf;
 pub mod event;
+pub mod kconfig;
 pub mod record;
+pub mod tracefs;
