@@ -1,7 +1,8 @@
 //! Reading kernel objects at offsets resolved for the running kernel.
 
 use aya_ebpf::helpers::generated::{
-    bpf_get_current_cgroup_id, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+    bpf_get_current_cgroup_id, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+    bpf_probe_read_kernel,
 };
 use tracer_common::{COMM_LEN, Header, header_flags};
 
@@ -52,7 +53,11 @@ pub unsafe fn fill_header(h: &mut Header, kind: u32, t: *const u8, current: bool
         );
         let signal = read_ptr(t, conf!(task_signal));
         let sub = read::<u8>(signal, conf!(signal_subreaper_byte));
-        h.flags = if sub & (conf!(signal_subreaper_mask) as u8) != 0 { header_flags::SUBREAPER } else { 0 };
+        h.flags = if sub & (conf!(signal_subreaper_mask) as u8) != 0 {
+            header_flags::SUBREAPER
+        } else {
+            0
+        };
         if current {
             h.uid = bpf_get_current_uid_gid() as u32;
             h.cgroup_id = bpf_get_current_cgroup_id();

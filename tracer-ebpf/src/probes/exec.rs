@@ -39,7 +39,11 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         ev.flags = 0;
 
         let filename = read_ptr(bprm, conf!(bprm_filename));
-        let n = bpf_probe_read_kernel_str(ev.filename.as_mut_ptr().cast(), FILENAME_LEN as u32, filename.cast());
+        let n = bpf_probe_read_kernel_str(
+            ev.filename.as_mut_ptr().cast(),
+            FILENAME_LEN as u32,
+            filename.cast(),
+        );
         let n = if n > 0 { n as u32 - 1 } else { 0 };
         if n as usize >= FILENAME_LEN - 1 {
             ev.flags |= exec_flags::FILENAME_TRUNCATED;
@@ -56,16 +60,31 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         }
         // Masks restate the bound in a form the verifier tracks.
         let len = (len as u32) & (2 * ARGV_LEN as u32 - 1);
-        let len = if len > ARGV_LEN as u32 { ARGV_LEN as u32 } else { len };
+        let len = if len > ARGV_LEN as u32 {
+            ARGV_LEN as u32
+        } else {
+            len
+        };
         let mut got = 0u32;
-        if len > 0 && bpf_probe_read_user(buf.as_mut_ptr().add(FIXED).cast(), len, start as *const _) == 0 {
+        if len > 0
+            && bpf_probe_read_user(buf.as_mut_ptr().add(FIXED).cast(), len, start as *const _) == 0
+        {
             got = len;
         }
         ev.argv_len = got;
 
         let total = FIXED as u64 + got as u64;
-        let total = if total > EXEC_EVENT_MAX as u64 { EXEC_EVENT_MAX as u64 } else { total };
-        let ret = bpf_ringbuf_output((&raw const EVENTS).cast_mut().cast(), buf.as_mut_ptr().cast(), total, 0);
+        let total = if total > EXEC_EVENT_MAX as u64 {
+            EXEC_EVENT_MAX as u64
+        } else {
+            total
+        };
+        let ret = bpf_ringbuf_output(
+            (&raw const EVENTS).cast_mut().cast(),
+            buf.as_mut_ptr().cast(),
+            total,
+            0,
+        );
         if ret != 0 {
             count_lost(kind::EXEC);
         }

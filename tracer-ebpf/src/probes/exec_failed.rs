@@ -79,7 +79,11 @@ fn exit(ctx: &TracePointContext) {
         fill_header(&mut ev.header, kind::EXEC_FAILED, task, true);
         ev.errno = (-ret) as u32;
         // The caller's memory is intact after a failed exec: read the name now.
-        let n = bpf_probe_read_user_str(ev.filename.as_mut_ptr().cast(), FILENAME_LEN as u32, ptr as *const _);
+        let n = bpf_probe_read_user_str(
+            ev.filename.as_mut_ptr().cast(),
+            FILENAME_LEN as u32,
+            ptr as *const _,
+        );
         ev.filename_len = if n > 0 { n as u32 - 1 } else { 0 };
     }
     entry.submit(0);

@@ -39,7 +39,11 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
             read::<u32>(signal, conf!(signal_group_exit_code))
         } else {
             let leader = read_ptr(task, conf!(task_group_leader));
-            if group_dead { read::<u32>(leader, conf!(task_exit_code)) } else { read::<u32>(task, conf!(task_exit_code)) }
+            if group_dead {
+                read::<u32>(leader, conf!(task_exit_code))
+            } else {
+                read::<u32>(task, conf!(task_exit_code))
+            }
         };
         let mut flags = 0;
         if group_dead {

@@ -1,7 +1,8 @@
 //! sched/sched_process_fork: a new process (or, with `threads`, a new thread).
 
 use aya_ebpf::{
-    helpers::generated::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    helpers::generated::bpf_get_current_pid_tgid, macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use tracer_common::{ForkEvent, kind};
 
