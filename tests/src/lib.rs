@@ -1,1 +1,816 @@
+//! Support for the kernel tests: run the real `tracer watch` on a `tracer-workload`
+//! mode, read back its JSON Lines, check every record against schema v1, and find
+//! records by the pids the workload reported.
+//!
+//! Needs root and a built tracer (`TRACER_BIN`, default `<workspace>/target/debug/tracer`).
+//! Neither missing is a skip: the tests fail with a message saying what to do, so a
+//! run that could not test anything cannot pass.
+//!
+//! Failures panic with the records seen for the pids concerned (see [`Trace::fail`]).
 
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long one traced run may take before the test kills it and fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long to wait, after the tracer exited, for the last writers of its stdout and
+/// stderr (processes it should have waited for) before reading what is there.
+const PIPE_GRACE: Duration = Duration::from_secs(10);
+
+/// Record types that describe one process (they carry the process fields).
+pub const PROCESS_TYPES: [&str; 6] = ["process", "fork", "exec", "exec_failed", "exit", "reap"];
+
+/// One JSON Lines record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rec(pub Value);
+
+impl Rec {
+    /// The field, or `Null` when absent.
+    pub fn get(&self, key: &str) -> &Value {
+        self.0.get(key).unwrap_or(&Value::Null)
+    }
+    pub fn u64(&self, key: &str) -> Option<u64> {
+        self.get(key).as_u64()
+    }
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.get(key).as_str()
+    }
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.get(key).as_bool()
+    }
+    pub fn is_null(&self, key: &str) -> bool {
+        self.get(key).is_null()
+    }
+    pub fn seq(&self) -> u64 {
+        self.u64("seq").expect("checked when parsed")
+    }
+    pub fn ty(&self) -> &str {
+        self.str("type").expect("checked when parsed")
+    }
+    /// The process (tgid); None for records about no process (`lost`).
+    pub fn pid(&self) -> Option<u32> {
+        self.u64("pid").map(|p| p as u32)
+    }
+    pub fn tid(&self) -> Option<u32> {
+        self.u64("tid").map(|p| p as u32)
+    }
+    pub fn ppid(&self) -> Option<u32> {
+        self.u64("ppid").map(|p| p as u32)
+    }
+    pub fn proc_id(&self) -> Option<&str> {
+        self.str("proc_id")
+    }
+    /// `thread` of fork and exit records (false when absent).
+    pub fn thread(&self) -> bool {
+        self.bool("thread").unwrap_or(false)
+    }
+    /// `argv` of exec records as strings.
+    pub fn argv(&self) -> Vec<&str> {
+        match self.get("argv").as_array() {
+            Some(a) => a.iter().filter_map(Value::as_str).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for Rec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What one traced run produced.
+#[derive(Debug)]
+pub struct Trace {
+    /// The records, in file order (checked: `seq` is 1, 2, 3, ...).
+    pub records: Vec<Rec>,
+    /// The workload's `pids:` line.
+    pub facts: Value,
+    pub tracer_pid: u32,
+    pub status: ExitStatus,
+    /// Everything that reached the tracer's stdout (the workload's and its children's).
+    pub stdout: String,
+    pub stderr: String,
+    pub output: PathBuf,
+    /// The command line that was run, for messages.
+    pub command: String,
+    /// The workload arguments (mode first).
+    pub args: Vec<String>,
+    /// The run's directory (holds `output`).
+    dir: PathBuf,
+}
+
+/// Runs `tracer watch --format jsonl --quiet -o FILE [extra_tracer_flags] -- tracer-workload ARGS`
+/// and returns the checked trace. Panics (the test fails) if not root, if the tracer
+/// binary is missing, if the run takes longer than [`DEADLINE`], if the workload did not
+/// report its pids, or if any record breaks the schema.
+pub fn run_traced(args: &[&str], extra_tracer_flags: &[&str]) -> Trace {
+    run_traced_within(args, extra_tracer_flags, DEADLINE)
+}
+
+/// [`run_traced`] with a chosen deadline.
+pub fn run_traced_within(args: &[&str], extra_tracer_flags: &[&str], deadline: Duration) -> Trace {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "the kernel tests load eBPF programs and need root: run them with `sudo cargo xtask test` \
+             (they fail rather than skip, so a run that tested nothing cannot pass)"
+        );
+    }
+    let tracer = tracer_bin();
+    let workload = workload_bin();
+    let dir = fresh_dir(args.first().copied().unwrap_or("run"));
+    let output = dir.join("trace.jsonl");
+
+    let mut cmd = Command::new(&tracer);
+    cmd.args(["watch", "--format", "jsonl", "--quiet", "-o"])
+        .arg(&output)
+        .args(extra_tracer_flags)
+        .arg("--")
+        .arg(&workload)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a run past its deadline can be killed whole.
+        .process_group(0);
+    let command = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let tracer_pid = child.id();
+
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let out_done = drain(child.stdout.take().expect("piped"), Arc::clone(&stdout));
+    let err_done = drain(child.stderr.take().expect("piped"), Arc::clone(&stderr));
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(deadline) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => panic!("waiting for {command}: {e}"),
+        Err(_) => {
+            kill_group(tracer_pid);
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+            let seen =
+                std::fs::read_to_string(&output).unwrap_or_else(|e| format!("(no output: {e})"));
+            panic!(
+                "{command} still running after {deadline:?}; killed it.\n--- stdout:\n{}\n--- stderr:\n{}\n--- {} so far:\n{}",
+                text(&stdout),
+                text(&stderr),
+                output.display(),
+                tail(&seen, 200)
+            );
+        }
+    };
+    let grace = Instant::now() + PIPE_GRACE;
+    for done in [out_done, err_done] {
+        let _ = done.recv_timeout(grace.saturating_duration_since(Instant::now()));
+    }
+    // Anything of the run still alive here outlived the tracer; do not leak it.
+    kill_group(tracer_pid);
+
+    let stdout = text(&stdout);
+    let stderr = text(&stderr);
+    let content = std::fs::read_to_string(&output).unwrap_or_else(|e| {
+        panic!(
+            "{command} exited with {status} and left no readable {}: {e}\n--- stderr:\n{stderr}",
+            output.display()
+        )
+    });
+    let records = parse_records(&content).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\n--- stderr:\n{stderr}\n--- file:\n{}",
+            output.display(),
+            tail(&content, 200)
+        )
+    });
+    let facts = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids: "))
+        .map(|j| serde_json::from_str(j).unwrap_or_else(|e| panic!("bad pids line {j:?}: {e}")))
+        .unwrap_or_else(|| {
+            panic!(
+                "the workload printed no `pids:` line ({command} exited with {status})\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}\n--- records:\n{}",
+                tail(&content, 200)
+            )
+        });
+    Trace {
+        records,
+        facts,
+        tracer_pid,
+        status,
+        stdout,
+        stderr,
+        output,
+        command,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        dir,
+    }
+}
+
+impl Drop for Trace {
+    /// A passing test cleans up its directory; a failing one keeps the JSON Lines
+    /// file its message names.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Trace {
+    /// A pid the workload reported under `key`.
+    pub fn pid(&self, key: &str) -> u32 {
+        match self.facts.get(key).and_then(Value::as_u64) {
+            Some(p) => p as u32,
+            None => self.fail(
+                &[],
+                format!("the workload reported no pid {key:?}: {}", self.facts),
+            ),
+        }
+    }
+
+    /// A list of pids the workload reported under `key`.
+    pub fn pids(&self, key: &str) -> Vec<u32> {
+        let list = self.facts.get(key).and_then(Value::as_array);
+        match list.map(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()) {
+            Some(Some(v)) => v.into_iter().map(|p| p as u32).collect(),
+            _ => self.fail(
+                &[],
+                format!("the workload reported no pid list {key:?}: {}", self.facts),
+            ),
+        }
+    }
+
+    /// Another fact from the `pids:` line.
+    pub fn fact(&self, key: &str) -> &Value {
+        self.facts.get(key).unwrap_or(&Value::Null)
+    }
+
+    /// The workload process (the tracer's COMMAND).
+    pub fn workload_pid(&self) -> u32 {
+        self.pid("self")
+    }
+
+    /// The tracer's exit code (None if a signal killed it).
+    pub fn tracer_exit_code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Records about process `pid`, in order.
+    pub fn records_of(&self, pid: u32) -> Vec<&Rec> {
+        self.records
+            .iter()
+            .filter(|r| r.pid() == Some(pid))
+            .collect()
+    }
+
+    /// Records of type `ty` for which `pred` holds, in order.
+    pub fn find(&self, ty: &str, pred: impl Fn(&Rec) -> bool) -> Vec<&Rec> {
+        self.records
+            .iter()
+            .filter(|r| r.ty() == ty && pred(r))
+            .collect()
+    }
+
+    /// The one record of type `ty` for which `pred` holds; fails if there are none or
+    /// several. `about` names the pids whose records the failure shows; `what` says
+    /// what was looked for.
+    pub fn one(&self, ty: &str, about: &[u32], what: &str, pred: impl Fn(&Rec) -> bool) -> &Rec {
+        let found = self.find(ty, pred);
+        match found[..] {
+            [r] => r,
+            [] => self.fail(about, format!("no {ty} record {what}")),
+            _ => self.fail(
+                about,
+                format!(
+                    "{} {ty} records {what}, expected one:\n{}",
+                    found.len(),
+                    lines(&found)
+                ),
+            ),
+        }
+    }
+
+    /// The `proc_id` of process `pid`: the same in all its records, or the test fails.
+    pub fn proc_id_of(&self, pid: u32) -> String {
+        let ids: BTreeSet<&str> = self
+            .records_of(pid)
+            .iter()
+            .filter_map(|r| r.proc_id())
+            .collect();
+        match ids.len() {
+            1 => ids.into_iter().next().expect("one").to_string(),
+            0 => self.fail(&[pid], format!("no records for pid {pid}, so no proc_id")),
+            _ => self.fail(
+                &[pid],
+                format!("pid {pid} has several proc_ids {ids:?} within one short run"),
+            ),
+        }
+    }
+
+    /// The fork record of process `pid` (not of a thread).
+    pub fn fork_of(&self, pid: u32) -> &Rec {
+        self.one("fork", &[pid], &format!("for process {pid}"), |r| {
+            r.pid() == Some(pid) && !r.thread()
+        })
+    }
+
+    /// The one whole-process exit record of `pid`.
+    pub fn process_exit(&self, pid: u32) -> &Rec {
+        self.one(
+            "exit",
+            &[pid],
+            &format!("for process {pid} (thread false)"),
+            |r| r.pid() == Some(pid) && !r.thread(),
+        )
+    }
+
+    /// The one reap record of `pid`.
+    pub fn reap_of(&self, pid: u32) -> &Rec {
+        self.one("reap", &[pid], &format!("for process {pid}"), |r| {
+            r.pid() == Some(pid)
+        })
+    }
+
+    /// Checks what every run must show about the workload itself: an exec of the
+    /// workload binary with the test's arguments, exactly one whole-process exit with
+    /// `code`, and the tracer exiting with the same code (COMMAND's status).
+    pub fn check_workload(&self, code: u8) {
+        let me = self.workload_pid();
+        let exec = self.one(
+            "exec",
+            &[me],
+            "of the workload with the test's arguments",
+            |r| {
+                r.pid() == Some(me)
+                    && r.argv().get(1..)
+                        == Some(&self.args.iter().map(String::as_str).collect::<Vec<_>>()[..])
+            },
+        );
+        ensure!(
+            self,
+            [me],
+            exec.str("filename")
+                .is_some_and(|f| f.ends_with("/tracer-workload")),
+            "workload exec filename {:?} is not the tracer-workload binary",
+            exec.get("filename")
+        );
+        let exit = self.process_exit(me);
+        ensure_eq!(
+            self,
+            [me],
+            exit.u64("exit_code"),
+            Some(u64::from(code)),
+            "workload exit_code"
+        );
+        ensure!(
+            self,
+            [me],
+            exit.is_null("signal"),
+            "workload exit has a signal: {exit}"
+        );
+        ensure_eq!(
+            self,
+            [me],
+            self.tracer_exit_code(),
+            Some(i32::from(code)),
+            "tracer exit status (must be COMMAND's)"
+        );
+    }
+
+    /// Fails the test with `msg`, the records of the pids in `about` (all records if
+    /// empty), the workload's facts and the tracer's stderr.
+    pub fn fail(&self, about: &[u32], msg: impl fmt::Display) -> ! {
+        let shown: Vec<&Rec> = if about.is_empty() {
+            self.records.iter().collect()
+        } else {
+            self.records
+                .iter()
+                .filter(|r| {
+                    let hit = |k: &str| r.u64(k).is_some_and(|p| about.contains(&(p as u32)));
+                    hit("pid") || hit("tid") || hit("reaper_pid") || r.ty() == "lost"
+                })
+                .collect()
+        };
+        let shown_text = lines(&shown);
+        panic!(
+            "{msg}\n--- workload facts: {}\n--- tracer: {} exited with {}\n--- all records: {}\n--- records for pids {about:?} ({} of {}):\n{}\n--- tracer stderr:\n{}",
+            self.facts,
+            self.command,
+            self.status,
+            self.output.display(),
+            shown.len(),
+            self.records.len(),
+            tail(&shown_text, 300),
+            tail(&self.stderr, 40)
+        );
+    }
+}
+
+/// Fails the test through [`Trace::fail`] unless `cond` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($trace:expr, $about:expr, $cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            $trace.fail(&$about, format!($($fmt)+));
+        }
+    };
+}
+
+/// Fails the test through [`Trace::fail`] unless `left == right`.
+#[macro_export]
+macro_rules! ensure_eq {
+    ($trace:expr, $about:expr, $left:expr, $right:expr, $($fmt:tt)+) => {
+        match (&$left, &$right) {
+            (l, r) => {
+                if l != r {
+                    $trace.fail(
+                        &$about,
+                        format!("{}: got {:?}, expected {:?}", format!($($fmt)+), l, r),
+                    );
+                }
+            }
+        }
+    };
+}
+
+/// The tracer binary: `TRACER_BIN`, or `<workspace>/target/debug/tracer`.
+pub fn tracer_bin() -> PathBuf {
+    let path = match std::env::var_os("TRACER_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ sits in the workspace")
+            .join("target/debug/tracer"),
+    };
+    if !path.is_file() {
+        panic!(
+            "tracer binary not found at {}: build it first (`cargo xtask build`) or set TRACER_BIN \
+             (`cargo xtask test` does both)",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The workload binary: `TRACER_WORKLOAD`, or `tracer-workload` in the directory
+/// above the test executable's (cargo puts test executables in `<profile>/deps`
+/// and builds the package's binaries into `<profile>` before running them).
+pub fn workload_bin() -> PathBuf {
+    let path = match std::env::var_os("TRACER_WORKLOAD") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().expect("path of the test executable");
+            let profile = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("test executable in <profile>/deps");
+            profile.join("tracer-workload")
+        }
+    };
+    if !path.is_file() {
+        panic!(
+            "workload binary not found at {}: build it with `cargo build -p tracer-tests` or set TRACER_WORKLOAD",
+            path.display()
+        );
+    }
+    path
+}
+
+/// A new empty directory for one run.
+fn fresh_dir(label: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tracer-tests-{}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        label
+    ));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Copies a pipe into `buf` on a thread; the receiver gets a message at EOF.
+fn drain(mut pipe: impl Read + Send + 'static, buf: Arc<Mutex<Vec<u8>>>) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf
+                    .lock()
+                    .expect("pipe buffer")
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = tx.send(());
+    });
+    rx
+}
+
+fn kill_group(pgid: u32) {
+    // SAFETY: signals the process group this test created (the tracer leads it).
+    unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) };
+}
+
+fn text(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().expect("pipe buffer")).into_owned()
+}
+
+fn lines(recs: &[&Rec]) -> String {
+    recs.iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The last `n` lines of `s`, saying how many were left out.
+fn tail(s: &str, n: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    if all.len() <= n {
+        return s.to_string();
+    }
+    format!(
+        "({} earlier lines left out)\n{}",
+        all.len() - n,
+        all[all.len() - n..].join("\n")
+    )
+}
+
+/// Parses JSON Lines and checks each record against schema v1 and `seq` is 1, 2, 3, ...
+pub fn parse_records(content: &str) -> Result<Vec<Rec>, String> {
+    let mut records = Vec::new();
+    for (i, line) in content.lines().enumerate() {
+        let lineno = i + 1;
+        let value: Value = serde_json::from_str(line)
+            .map_err(|e| format!("line {lineno} is not JSON ({e}): {line}"))?;
+        check_record(&value).map_err(|e| format!("line {lineno} breaks schema v1: {e}: {line}"))?;
+        let rec = Rec(value);
+        let want = records.len() as u64 + 1;
+        if rec.seq() != want {
+            return Err(format!(
+                "line {lineno}: seq {} where {want} was due (seq must be gap-free from 1): {line}",
+                rec.seq()
+            ));
+        }
+        records.push(rec);
+    }
+    Ok(records)
+}
+
+/// The type a field must have.
+#[derive(Clone, Copy)]
+enum Ty {
+    U64,
+    Str,
+    Bool,
+    StrArray,
+    Rfc3339,
+}
+
+fn field(v: &Value, key: &str, ty: Ty, nullable: bool) -> Result<(), String> {
+    let Some(x) = v.get(key) else {
+        return Err(format!("missing field {key:?}"));
+    };
+    if x.is_null() {
+        return if nullable {
+            Ok(())
+        } else {
+            Err(format!("field {key:?} is null"))
+        };
+    }
+    let ok = match ty {
+        Ty::U64 => x.is_u64(),
+        Ty::Str => x.is_string(),
+        Ty::Bool => x.is_boolean(),
+        Ty::StrArray => x.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        Ty::Rfc3339 => x.as_str().is_some_and(is_rfc3339),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("field {key:?} has the wrong type: {x}"))
+    }
+}
+
+/// Checks one record against schema v1.
+pub fn check_record(v: &Value) -> Result<(), String> {
+    use Ty::*;
+    if !v.is_object() {
+        return Err("not an object".into());
+    }
+    field(v, "seq", U64, false)?;
+    field(v, "type", Str, false)?;
+    field(v, "ts", Rfc3339, false)?;
+    field(v, "ktime_ns", U64, false)?;
+    field(v, "host", Str, false)?;
+    field(v, "boot_id", Str, false)?;
+    let ty = v["type"].as_str().expect("checked");
+    if PROCESS_TYPES.contains(&ty) {
+        for k in ["pid", "tid", "ppid"] {
+            field(v, k, U64, false)?;
+        }
+        field(v, "proc_id", Str, false)?;
+        if v["proc_id"].as_str() == Some("") {
+            return Err("empty proc_id".into());
+        }
+        field(v, "comm", Str, false)?;
+        field(v, "uid", U64, true)?;
+        field(v, "cgroup", Str, true)?;
+    }
+    match ty {
+        "process" => {}
+        "fork" => {
+            field(v, "parent_proc_id", Str, true)?;
+            field(v, "thread", Bool, false)?;
+            field(v, "clone_flags", U64, true)?;
+        }
+        "exec" => {
+            field(v, "filename", Str, false)?;
+            field(v, "argv", StrArray, false)?;
+            field(v, "argv_truncated", Bool, false)?;
+            field(v, "old_tid", U64, true)?;
+        }
+        "exec_failed" => {
+            field(v, "filename", Str, false)?;
+            field(v, "errno", U64, false)?;
+            field(v, "error", Str, false)?;
+            if v["errno"].as_u64() == Some(0) {
+                return Err("errno 0 (must be positive)".into());
+            }
+        }
+        "exit" => {
+            field(v, "exit_code", U64, true)?;
+            field(v, "signal", U64, true)?;
+            field(v, "signal_name", Str, true)?;
+            field(v, "core_dumped", Bool, false)?;
+            field(v, "lifetime_ns", U64, true)?;
+            field(v, "thread", Bool, false)?;
+            if v["exit_code"].as_u64().is_some_and(|c| c > 255) {
+                return Err("exit_code above 255".into());
+            }
+            // A process either exited with a code or was killed by a signal.
+            if v["exit_code"].is_null() == v["signal"].is_null() {
+                return Err("exactly one of exit_code and signal must be set".into());
+            }
+            if v["signal"].is_null() != v["signal_name"].is_null() {
+                return Err("signal_name must be set exactly when signal is".into());
+            }
+        }
+        "reap" => {
+            field(v, "zombie_ns", U64, true)?;
+            field(v, "reaper_pid", U64, true)?;
+            field(v, "reaper_comm", Str, true)?;
+            field(v, "autoreap", Bool, false)?;
+        }
+        "lost" => {
+            field(v, "count", U64, false)?;
+            field(v, "kind", Str, false)?;
+        }
+        other => return Err(format!("unknown type {other:?}")),
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)` (RFC 3339 section 5.6).
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(digits(0..4)
+        && at(4, b"-")
+        && digits(5..7)
+        && at(7, b"-")
+        && digits(8..10)
+        && at(10, b"Tt")
+        && digits(11..13)
+        && at(13, b":")
+        && digits(14..16)
+        && at(16, b":")
+        && digits(17..19))
+    {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b".") {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            i + 6 == b.len() && digits(i + 1..i + 3) && at(i + 3, b":") && digits(i + 4..i + 6)
+        }
+        _ => false,
+    }
+}
+
+/// The pids from this test process up to init: the processes an orphan of the run can
+/// be reparented to (besides the tracer), whichever of them is a subreaper.
+pub fn ancestors_of_self() -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut pid = std::process::id();
+    while pid != 0 && !out.contains(&pid) {
+        out.push(pid);
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            break;
+        };
+        // After the comm: state, then ppid.
+        pid = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert!(is_rfc3339("2024-05-01T12:34:56Z"));
+        assert!(is_rfc3339("2024-05-01T12:34:56.123456789Z"));
+        assert!(is_rfc3339("2024-05-01T12:34:56.1+02:00"));
+        assert!(!is_rfc3339("2024-05-01 12:34:56"));
+        assert!(!is_rfc3339("2024-05-01T12:34:56."));
+        assert!(!is_rfc3339("2024-05-01T12:34:56+0200"));
+        assert!(!is_rfc3339("1714566896"));
+    }
+
+    fn exit_line(seq: u64, extra: &str) -> String {
+        format!(
+            r#"{{"seq":{seq},"type":"exit","ts":"2024-05-01T12:34:56.5Z","ktime_ns":1,"host":"h","boot_id":"b","pid":5,"tid":5,"ppid":1,"proc_id":"5-7","comm":"x","uid":0,"cgroup":null,"core_dumped":false,"lifetime_ns":3,"thread":false{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn schema_accepts_and_rejects() {
+        let good = exit_line(1, r#","exit_code":7,"signal":null,"signal_name":null"#);
+        let recs = parse_records(&good).expect("valid record");
+        assert_eq!(recs[0].u64("exit_code"), Some(7));
+
+        let both = exit_line(1, r#","exit_code":7,"signal":9,"signal_name":"SIGKILL""#);
+        assert!(
+            parse_records(&both)
+                .unwrap_err()
+                .contains("exactly one of exit_code")
+        );
+
+        let no_name = exit_line(1, r#","exit_code":null,"signal":9,"signal_name":null"#);
+        assert!(parse_records(&no_name).unwrap_err().contains("signal_name"));
+
+        let gap = format!(
+            "{good}\n{}",
+            exit_line(3, r#","exit_code":0,"signal":null,"signal_name":null"#)
+        );
+        assert!(parse_records(&gap).unwrap_err().contains("seq 3 where 2"));
+
+        let missing = good.replace(r#""proc_id":"5-7","#, "");
+        assert!(parse_records(&missing).unwrap_err().contains("proc_id"));
+
+        let lost = r#"{"seq":1,"type":"lost","ts":"2024-05-01T12:34:56Z","ktime_ns":1,"host":"h","boot_id":"b","count":3,"kind":"exec"}"#;
+        assert_eq!(parse_records(lost).expect("lost is valid")[0].pid(), None);
+    }
+
+    #[test]
+    fn ancestors_end_at_init() {
+        let a = ancestors_of_self();
+        assert_eq!(a.first(), Some(&std::process::id()));
+        assert_eq!(a.last(), Some(&1), "{a:?}");
+    }
+}

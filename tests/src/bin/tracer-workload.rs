@@ -1,0 +1,736 @@
+//! tracer-workload: the processes the kernel tests trace.
+//!
+//! Each subcommand does one real thing with processes or threads, checks that the
+//! kernel did what it should (a wrong wait status exits 2 with a message on
+//! stderr, so a broken workload cannot pass as a tracer bug), and prints one line
+//! `pids: {json}` on stdout with the pids it created and the other facts the test
+//! needs. `self` is always the workload's own pid.
+//!
+//! Waits are on conditions (a child is a zombie, a parent is gone), each with a
+//! deadline, never on a guessed sleep. Forked children only call async-signal-safe
+//! functions (`_exit`, `execve`, `write`, `getppid`, `nanosleep`) or plain /proc reads.
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// How long any wait-for-a-condition may take before the workload gives up.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Exit status of a workload whose own checks failed.
+const BROKEN: i32 = 2;
+
+const USAGE: &str = "usage: tracer-workload MODE [ARGS]
+modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
+       threads-exit leader-exits-first thread-exec enoent script nonutf8 long-argv
+       subreaper autoreap orphan-outlives wnowait storm [N]";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(mode) = args.first() else {
+        eprintln!("{USAGE}");
+        std::process::exit(BROKEN);
+    };
+    let code = match mode.as_str() {
+        "fork-exit" => fork_exit(),
+        "exec-nonascii" => exec_nonascii(),
+        "posix-spawn" => posix_spawn(),
+        "zombie-orphan" => zombie_orphan(),
+        "reverse-wait" => reverse_wait(),
+        "sigkill" => sigkill(),
+        "threads-exit" => threads_exit(),
+        "leader-exits-first" => leader_exits_first(),
+        "thread-exec" => thread_exec(),
+        "enoent" => enoent(),
+        "script" => script(),
+        "nonutf8" => nonutf8(),
+        "long-argv" => long_argv(),
+        "subreaper" => subreaper(),
+        "autoreap" => autoreap(),
+        "orphan-outlives" => orphan_outlives(),
+        "wnowait" => wnowait(),
+        "storm" => {
+            let n = match args.get(1).map(|s| s.parse::<usize>()) {
+                None => 3000,
+                Some(Ok(n)) if n > 0 => n,
+                Some(_) => broken(&format!(
+                    "storm: N must be a positive integer, got {:?}",
+                    args[1]
+                )),
+            };
+            storm(n)
+        }
+        other => broken(&format!("unknown mode {other:?}\n{USAGE}")),
+    };
+    std::process::exit(code);
+}
+
+// ---------------------------------------------------------------------------
+// Modes
+
+/// A child `_exit(7)`s; the workload reaps it.
+fn fork_exit() -> i32 {
+    let child = fork_or_die();
+    if child == 0 {
+        child_exit(7);
+    }
+    expect_exited(child, wait_pid(child), 7);
+    report(json!({ "self": getpid(), "child": child }));
+    0
+}
+
+/// A child execs /bin/echo with non-ASCII UTF-8 arguments.
+fn exec_nonascii() -> i32 {
+    let argv = cstrings(&[b"echo", "héllo".as_bytes(), "日本語".as_bytes()]);
+    let child = fork_or_die();
+    if child == 0 {
+        exec_or_exit(c"/bin/echo", &argv);
+    }
+    expect_exited(child, wait_pid(child), 0);
+    report(json!({ "self": getpid(), "child": child }));
+    0
+}
+
+/// posix_spawn(/bin/true): glibc creates the child with clone(CLONE_VM | CLONE_VFORK).
+fn posix_spawn() -> i32 {
+    let argv = cstrings(&[b"true"]);
+    let argv_ptrs = ptr_array(&argv);
+    let envp: [*mut libc::c_char; 1] = [std::ptr::null_mut()];
+    let mut child: libc::pid_t = 0;
+    // SAFETY: the path and argv/envp arrays are NUL-terminated and outlive the call;
+    // null file actions and attributes mean defaults.
+    let rc = unsafe {
+        libc::posix_spawn(
+            &mut child,
+            c"/bin/true".as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            argv_ptrs.as_ptr(),
+            envp.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        broken(&format!(
+            "posix_spawn /bin/true: {}",
+            std::io::Error::from_raw_os_error(rc)
+        ));
+    }
+    expect_exited(child, wait_pid(child), 0);
+    report(json!({ "self": getpid(), "child": child }));
+    0
+}
+
+/// A middle process forks a child that `_exit(3)`s at once, never waits for it,
+/// and exits 300 ms after the child became a zombie. The zombie is then
+/// reparented (to the nearest subreaper or init) and reaped there.
+fn zombie_orphan() -> i32 {
+    let (rd, wr) = pipe_or_die();
+    let middle = fork_or_die();
+    if middle == 0 {
+        close(rd);
+        let child = fork_or_exit();
+        if child == 0 {
+            child_exit(3);
+        }
+        write_u32(wr, child as u32);
+        if !wait_state(child, child, 'Z') {
+            child_exit(BROKEN);
+        }
+        sleep_ms(300);
+        child_exit(0);
+    }
+    close(wr);
+    let child = read_u32s(rd);
+    let [child] = child[..] else {
+        broken(&format!(
+            "zombie-orphan: expected one pid from the middle process, got {child:?}"
+        ));
+    };
+    expect_exited(middle, wait_pid(middle), 0);
+    report(json!({ "self": getpid(), "middle": middle, "child": child }));
+    0
+}
+
+/// Five children exit with 100..104; once all are zombies the workload reaps them
+/// in reverse order.
+fn reverse_wait() -> i32 {
+    let mut children = Vec::new();
+    for i in 0..5 {
+        let child = fork_or_die();
+        if child == 0 {
+            child_exit(100 + i);
+        }
+        children.push(child);
+    }
+    for &child in &children {
+        if !wait_state(child, child, 'Z') {
+            broken(&format!(
+                "reverse-wait: child {child} did not become a zombie"
+            ));
+        }
+    }
+    for (i, &child) in children.iter().enumerate().rev() {
+        expect_exited(child, wait_pid(child), 100 + i as i32);
+    }
+    report(json!({ "self": getpid(), "children": children }));
+    0
+}
+
+/// A child waits in pause(); the workload kills it with SIGKILL and reaps it.
+fn sigkill() -> i32 {
+    let child = fork_or_die();
+    if child == 0 {
+        loop {
+            // SAFETY: pause has no preconditions.
+            unsafe { libc::pause() };
+        }
+    }
+    // Kill it once it sleeps in pause(), so it is a running process that gets killed.
+    if !wait_state(child, child, 'S') {
+        broken("sigkill: child never went to sleep in pause()");
+    }
+    // SAFETY: plain syscall on our own child.
+    if unsafe { libc::kill(child, libc::SIGKILL) } != 0 {
+        broken(&format!(
+            "kill({child}, SIGKILL): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let status = wait_pid(child);
+    if !libc::WIFSIGNALED(status) || libc::WTERMSIG(status) != libc::SIGKILL {
+        broken(&format!(
+            "sigkill: child {child} wait status {status:#x}, expected killed by SIGKILL"
+        ));
+    }
+    report(json!({ "self": getpid(), "child": child }));
+    0
+}
+
+/// Three threads end; once the kernel has released them the process exit(5)s.
+fn threads_exit() -> i32 {
+    let me = getpid();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(|| {
+                sleep_ms(50);
+                gettid()
+            })
+        })
+        .collect();
+    let tids: Vec<i32> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread panicked"))
+        .collect();
+    // pthread_join returns when the kernel clears the thread's tid (mm_release), which
+    // can be before the thread reaches sched_process_exit. Its /proc/PID/task entry goes
+    // away only in release_task, after the exit tracepoint, so wait for that.
+    for &tid in &tids {
+        if !wait_gone(&format!("/proc/{me}/task/{tid}")) {
+            broken(&format!("threads-exit: thread {tid} still listed in /proc"));
+        }
+    }
+    report(json!({ "self": me, "threads": tids }));
+    5
+}
+
+/// The main thread exits alone (SYS_exit, not exit_group); a second thread, once the
+/// leader is a zombie, ends the process with exit_group(9).
+fn leader_exits_first() -> i32 {
+    let me = getpid();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tx.send(gettid()).expect("main thread gone");
+        // A dead leader stays as a zombie task until the whole group is dead
+        // (kernel/exit.c, delay_group_leader).
+        if !wait_state(me, me, 'Z') {
+            eprintln!("tracer-workload: leader-exits-first: leader thread never exited");
+            // SAFETY: ends the process; nothing to clean up.
+            unsafe { libc::syscall(libc::SYS_exit_group, BROKEN) };
+        }
+        // SAFETY: ends the whole process; that is the point.
+        unsafe { libc::syscall(libc::SYS_exit_group, 9) };
+        unreachable!("exit_group returned");
+    });
+    let thread = rx.recv().expect("second thread did not start");
+    report(json!({ "self": me, "thread": thread }));
+    // SAFETY: ends only this thread; the process lives on in the second thread, which
+    // touches no data owned by this one's stack.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("SYS_exit returned");
+}
+
+/// A non-leader thread execs /bin/true: the kernel makes it the leader (de_thread),
+/// so the pid stays and the thread's old tid is gone.
+fn thread_exec() -> i32 {
+    let me = getpid();
+    let argv = cstrings(&[b"true"]);
+    let t = std::thread::spawn(move || {
+        let tid = gettid();
+        report(json!({ "self": me, "thread": tid }));
+        exec_or_exit(c"/bin/true", &argv);
+    });
+    let _ = t.join();
+    broken("thread-exec: the exec'ing thread returned");
+}
+
+/// execve of a path that does not exist fails with ENOENT; the workload goes on.
+fn enoent() -> i32 {
+    let err = exec_fails(c"/nonexistent/tracer-test", &cstrings(&[b"tracer-test"]));
+    if err != libc::ENOENT {
+        broken(&format!(
+            "enoent: execve failed with errno {err}, expected ENOENT"
+        ));
+    }
+    report(json!({ "self": getpid(), "filename": "/nonexistent/tracer-test" }));
+    0
+}
+
+/// A child execs a `#!/bin/sh` script that exits 4. binfmt_script
+/// (fs/binfmt_script.c, load_script) puts the interpreter in argv[0] and the script
+/// path after it; the exec'd file name stays the script's.
+fn script() -> i32 {
+    let me = getpid();
+    // Short name so the comm (basename, 15 bytes) is the whole name.
+    let path = std::env::temp_dir().join(format!("tws-{me}.sh"));
+    std::fs::write(&path, "#!/bin/sh\nexit 4\n")
+        .unwrap_or_else(|e| broken(&format!("write {}: {e}", path.display())));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| broken(&format!("chmod {}: {e}", path.display())));
+    }
+    let cpath = CString::new(path.as_os_str().as_bytes()).expect("temp path has a NUL");
+    let argv = vec![cpath.clone()];
+    let child = fork_or_die();
+    if child == 0 {
+        exec_or_exit(&cpath, &argv);
+    }
+    let status = wait_pid(child);
+    let _ = std::fs::remove_file(&path);
+    expect_exited(child, status, 4);
+    report(
+        json!({ "self": me, "child": child, "script": path.to_str().expect("temp path is UTF-8") }),
+    );
+    0
+}
+
+/// A child execs /bin/true with arguments that are not valid UTF-8, next to one
+/// that is valid UTF-8 but looks like an escape.
+fn nonutf8() -> i32 {
+    let argv = cstrings(&[
+        b"true",
+        b"\xff\xfe",
+        b"a\\xZZ",
+        b"ok\xe6\x97",
+        "日".as_bytes(),
+    ]);
+    let child = fork_or_die();
+    if child == 0 {
+        exec_or_exit(c"/bin/true", &argv);
+    }
+    expect_exited(child, wait_pid(child), 0);
+    report(json!({ "self": getpid(), "child": child }));
+    0
+}
+
+/// Number of 10-byte arguments long-argv passes: 20,000 bytes, well over the 4 KiB kept.
+const LONG_ARGS: usize = 2000;
+
+/// A child execs /bin/true with ~20 KiB of arguments.
+fn long_argv() -> i32 {
+    let mut args: Vec<Vec<u8>> = vec![b"true".to_vec()];
+    // 9 characters and the NUL: 10 bytes each.
+    args.extend((0..LONG_ARGS).map(|i| format!("a{i:08}").into_bytes()));
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    let argv = cstrings(&refs);
+    let child = fork_or_die();
+    if child == 0 {
+        exec_or_exit(c"/bin/true", &argv);
+    }
+    expect_exited(child, wait_pid(child), 0);
+    report(json!({ "self": getpid(), "child": child, "args": LONG_ARGS, "first": "a00000000" }));
+    0
+}
+
+/// The workload is a child subreaper. A middle child forks a grandchild and exits at
+/// once; the grandchild is adopted by the workload (kernel/exit.c, find_new_reaper),
+/// notices it (getppid), and exits; the workload reaps both.
+fn subreaper() -> i32 {
+    // SAFETY: plain prctl on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        broken(&format!(
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let (rd, wr) = pipe_or_die();
+    let middle = fork_or_die();
+    if middle == 0 {
+        close(rd);
+        let grandchild = fork_or_exit();
+        if grandchild == 0 {
+            close(wr);
+            // Exit only once adopted, so the exit is the adopted process's.
+            let code = if wait_reparented(middle) { 0 } else { BROKEN };
+            child_exit(code);
+        }
+        write_u32(wr, grandchild as u32);
+        child_exit(0);
+    }
+    close(wr);
+    let got = read_u32s(rd);
+    let [grandchild] = got[..] else {
+        broken(&format!(
+            "subreaper: expected one pid from the middle process, got {got:?}"
+        ));
+    };
+    let grandchild = grandchild as i32;
+    expect_exited(middle, wait_pid(middle), 0);
+    // Succeeds only because the workload adopted it.
+    expect_exited(grandchild, wait_pid(grandchild), 0);
+    report(json!({ "self": getpid(), "middle": middle, "grandchild": grandchild }));
+    0
+}
+
+/// With SIGCHLD ignored the kernel releases an exited child by itself
+/// (kernel/signal.c, do_notify_parent: autoreap).
+fn autoreap() -> i32 {
+    // SAFETY: setting a disposition; no handler runs.
+    if unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) } == libc::SIG_ERR {
+        broken(&format!(
+            "signal(SIGCHLD, SIG_IGN): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let child = fork_or_die();
+    if child == 0 {
+        child_exit(0);
+    }
+    let deadline = Instant::now() + DEADLINE;
+    // kill(pid, 0) fails with ESRCH once the task is released.
+    // SAFETY: signal 0 only checks for existence.
+    while unsafe { libc::kill(child, 0) } == 0 {
+        if Instant::now() > deadline {
+            broken(&format!("autoreap: child {child} was not released"));
+        }
+        sleep_ms(1);
+    }
+    // Nothing left to wait for: the kernel reaped it.
+    // SAFETY: plain syscall.
+    let rc = unsafe { libc::waitpid(child, std::ptr::null_mut(), libc::WNOHANG) };
+    if rc != -1 || errno() != libc::ECHILD {
+        broken(&format!(
+            "autoreap: waitpid({child}) returned {rc}, expected ECHILD"
+        ));
+    }
+    report(json!({ "self": getpid(), "child": child }));
+    0
+}
+
+/// The workload exits at once with 0; its child, once orphaned, lives 500 ms more.
+fn orphan_outlives() -> i32 {
+    let me = getpid();
+    let child = fork_or_die();
+    if child == 0 {
+        if !wait_reparented(me) {
+            child_exit(BROKEN);
+        }
+        sleep_ms(500);
+        child_exit(0);
+    }
+    report(json!({ "self": me, "child": child }));
+    0
+}
+
+/// A child `_exit(6)`s. The workload first looks at it with waitid(WNOWAIT), which
+/// leaves it a zombie, then fails an exec of a marker path (a record with a known
+/// place in the stream), then reaps it for real.
+fn wnowait() -> i32 {
+    let child = fork_or_die();
+    if child == 0 {
+        child_exit(6);
+    }
+    // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a valid out-pointer.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            child as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled in a SIGCHLD siginfo.
+    let (si_pid, si_status) = unsafe { (info.si_pid(), info.si_status()) };
+    if rc != 0 || si_pid != child || si_status != 6 {
+        broken(&format!(
+            "wnowait: waitid returned {rc}, pid {si_pid}, status {si_status}"
+        ));
+    }
+    let marker = c"/nonexistent/tracer-wnowait-marker";
+    let err = exec_fails(marker, &cstrings(&[b"marker"]));
+    if err != libc::ENOENT {
+        broken(&format!(
+            "wnowait: marker execve failed with errno {err}, expected ENOENT"
+        ));
+    }
+    expect_exited(child, wait_pid(child), 6);
+    report(json!({ "self": getpid(), "child": child, "marker": marker.to_str().expect("ASCII") }));
+    0
+}
+
+/// Two workers each fork+exec /bin/true and wait for it, `n` times in all.
+fn storm(n: usize) -> i32 {
+    let argv = cstrings(&[b"true"]);
+    let mut workers = Vec::new();
+    let mut pipes = Vec::new();
+    for w in 0..2 {
+        let count = n / 2 + if w == 0 { n % 2 } else { 0 };
+        let (rd, wr) = pipe_or_die();
+        let worker = fork_or_die();
+        if worker == 0 {
+            close(rd);
+            let mut failed = false;
+            for _ in 0..count {
+                let child = fork_or_exit();
+                if child == 0 {
+                    exec_or_exit(c"/bin/true", &argv);
+                }
+                // 1,500 pids are 6 KB: the pipe holds them all without a reader.
+                write_u32(wr, child as u32);
+                let status = wait_pid(child);
+                failed |= !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0;
+            }
+            child_exit(if failed { BROKEN } else { 0 });
+        }
+        close(wr);
+        workers.push(worker);
+        pipes.push(rd);
+    }
+    let mut children = Vec::with_capacity(n);
+    for (&worker, &rd) in workers.iter().zip(&pipes) {
+        children.extend(read_u32s(rd));
+        expect_exited(worker, wait_pid(worker), 0);
+    }
+    if children.len() != n {
+        broken(&format!(
+            "storm: {} children reported, expected {n}",
+            children.len()
+        ));
+    }
+    report(json!({ "self": getpid(), "workers": workers, "children": children }));
+    0
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// Prints the `pids:` line and flushes it: the test reads it from the tracer's
+/// stdout, which the workload inherits.
+fn report(facts: Value) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "pids: {facts}")
+        .and_then(|()| out.flush())
+        .expect("stdout");
+}
+
+fn broken(msg: &str) -> ! {
+    eprintln!("tracer-workload: {msg}");
+    let _ = std::io::stderr().flush();
+    std::process::exit(BROKEN);
+}
+
+fn getpid() -> i32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::getpid() }
+}
+
+fn gettid() -> i32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::gettid() }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Ends a forked child without running the parent's atexit handlers or flushing
+/// stdio buffers it inherited.
+fn child_exit(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+fn fork_raw() -> libc::pid_t {
+    // SAFETY: the workload is single-threaded whenever it forks, and children only
+    // use async-signal-safe calls or plain reads.
+    unsafe { libc::fork() }
+}
+
+fn fork_or_die() -> libc::pid_t {
+    let pid = fork_raw();
+    if pid < 0 {
+        broken(&format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    pid
+}
+
+/// fork in a child process, which must not run the parent's exit path.
+fn fork_or_exit() -> libc::pid_t {
+    let pid = fork_raw();
+    if pid < 0 {
+        child_exit(BROKEN);
+    }
+    pid
+}
+
+fn cstrings(args: &[&[u8]]) -> Vec<CString> {
+    args.iter()
+        .map(|a| CString::new(*a).expect("argument has a NUL"))
+        .collect()
+}
+
+fn ptr_array(args: &[CString]) -> Vec<*mut libc::c_char> {
+    args.iter()
+        .map(|a| a.as_ptr() as *mut libc::c_char)
+        .chain([std::ptr::null_mut()])
+        .collect()
+}
+
+/// execve with an empty environment; returns the errno it failed with.
+fn exec_fails(path: &CStr, argv: &[CString]) -> i32 {
+    let ptrs = ptr_array(argv);
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: NUL-terminated path, argv and envp arrays that outlive the call.
+    unsafe {
+        libc::execve(
+            path.as_ptr(),
+            ptrs.as_ptr() as *const *const libc::c_char,
+            envp.as_ptr(),
+        )
+    };
+    errno()
+}
+
+/// execve in a forked child; exits 127 (as shells do) when it fails.
+fn exec_or_exit(path: &CStr, argv: &[CString]) -> ! {
+    exec_fails(path, argv);
+    child_exit(127)
+}
+
+/// waitpid for one child, retrying on EINTR; returns the wait status.
+fn wait_pid(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return status;
+        }
+        if rc < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        broken(&format!(
+            "waitpid({pid}): returned {rc}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
+fn expect_exited(pid: libc::pid_t, status: i32, code: i32) {
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != code {
+        broken(&format!(
+            "process {pid}: wait status {status:#x}, expected exit code {code}"
+        ));
+    }
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Polls until `cond` holds; false if it did not before the deadline.
+fn poll(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        sleep_ms(1);
+    }
+    true
+}
+
+/// The state letter of a task from /proc/PID/task/TID/stat (the field after the
+/// parenthesised comm), or None if it is gone.
+fn task_state(pid: libc::pid_t, tid: libc::pid_t) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+/// Waits until the task is in `state`.
+fn wait_state(pid: libc::pid_t, tid: libc::pid_t, state: char) -> bool {
+    poll(|| task_state(pid, tid) == Some(state))
+}
+
+fn wait_gone(path: &str) -> bool {
+    poll(|| !std::path::Path::new(path).exists())
+}
+
+/// Waits until this process's parent is no longer `old_parent`.
+fn wait_reparented(old_parent: libc::pid_t) -> bool {
+    // SAFETY: no preconditions.
+    poll(|| unsafe { libc::getppid() } != old_parent)
+}
+
+fn pipe_or_die() -> (i32, i32) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        broken(&format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    (fds[0], fds[1])
+}
+
+fn close(fd: i32) {
+    // SAFETY: closing a descriptor we own.
+    unsafe { libc::close(fd) };
+}
+
+/// Writes one pid to a pipe (usable in a forked child: a single write syscall).
+fn write_u32(fd: i32, v: u32) {
+    let bytes = v.to_ne_bytes();
+    // SAFETY: bytes is valid for its length. Writes of 4 bytes to a pipe are atomic.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    if n != bytes.len() as isize {
+        child_exit(BROKEN);
+    }
+}
+
+/// Reads native-endian u32s from a pipe until every writer has closed it.
+fn read_u32s(fd: i32) -> Vec<u32> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // SAFETY: chunk is valid for its length.
+        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+        match n {
+            0 => break,
+            n if n > 0 => buf.extend_from_slice(&chunk[..n as usize]),
+            _ if errno() == libc::EINTR => {}
+            _ => broken(&format!("read pipe: {}", std::io::Error::last_os_error())),
+        }
+    }
+    close(fd);
+    if buf.len() % 4 != 0 {
+        broken(&format!("pipe carried {} bytes, not whole pids", buf.len()));
+    }
+    buf.chunks_exact(4)
+        .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
