@@ -1,8 +1,11 @@
 //! tracer: the userspace agent. `main.rs` only calls [`cli::main`].
 pub mod btf;
+pub mod cgroup;
 pub mod decode;
 pub mod event;
 pub mod kconfig;
 pub mod loader;
+pub mod output;
+pub mod procfs;
 pub mod record;
 pub mod tracefs;

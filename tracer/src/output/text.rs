@@ -1,0 +1,621 @@
+//! One readable line per event, for `tracer watch` in a terminal (forkstat-like):
+//!
+//! ```text
+//! 04:13:22.123456  fork         1240 bash  <- 1234 bash
+//! 04:13:22.123901  exec         1240 /usr/bin/ls  ls -la
+//! 04:13:22.125100  exit         1240 ls  code=0 lifetime=1.1ms
+//! 04:13:22.125200  reap         1240 ls  by 1234 bash after 100.0us
+//! 04:13:23.000000  lost           12 exec events (ring buffer full)
+//! ```
+//!
+//! Times are UTC. Strings from the kernel are shown with control characters and
+//! invalid UTF-8 as `\xNN`, so nothing a process names itself can drive the
+//! terminal. For a lossless record use JSON Lines.
+
+use std::io::{self, BufWriter, Write};
+
+use super::escape::escape_text_into;
+use super::names::{errno_name, signal_name};
+use super::time::push_time_of_day_us;
+use super::{RunInfo, push_u64};
+use crate::cgroup::CgroupResolver;
+use crate::event::Comm;
+use crate::record::{Body, Record};
+
+/// Width of the event column: the longest label, "exec-fail".
+const LABEL_WIDTH: usize = 9;
+/// Width of the pid column; pids go up to 4194304 (PID_MAX_LIMIT).
+const PID_WIDTH: usize = 7;
+
+pub struct TextWriter<W: Write> {
+    out: BufWriter<W>,
+    line: Vec<u8>,
+    realtime_offset_ns: i128,
+    color: bool,
+    written: u64,
+}
+
+impl<W: Write> TextWriter<W> {
+    /// `color`: mark the event column with ANSI colours (for a terminal).
+    pub fn new(w: W, info: RunInfo, color: bool) -> Self {
+        TextWriter {
+            out: BufWriter::new(w),
+            line: Vec::with_capacity(256),
+            realtime_offset_ns: info.realtime_offset_ns,
+            color,
+            written: 0,
+        }
+    }
+
+    /// Writes one line. Cgroups are not shown in this format; the parameter keeps
+    /// the API the same as [`super::JsonlWriter::write`].
+    pub fn write(&mut self, rec: &Record, _cgroups: &mut CgroupResolver) -> io::Result<()> {
+        self.line.clear();
+        format_line(&mut self.line, rec, self.realtime_offset_ns, self.color);
+        self.out.write_all(&self.line)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn records_written(&self) -> u64 {
+        self.written
+    }
+
+    /// Flushes and gives the sink back.
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+}
+
+fn label_and_color(rec: &Record) -> (&'static str, &'static str) {
+    match &rec.body {
+        Body::Process { .. } => ("process", "2"),
+        Body::Fork { .. } => ("fork", "32"),
+        Body::Exec { .. } => ("exec", "36"),
+        Body::ExecFailed { .. } => ("exec-fail", "31"),
+        Body::Exit {
+            signal: Some(_), ..
+        } => ("exit", "1;33"),
+        Body::Exit { .. } => ("exit", "33"),
+        Body::Reap { .. } => ("reap", "35"),
+        Body::Lost { .. } => ("lost", "1;31"),
+    }
+}
+
+fn pad_left(out: &mut Vec<u8>, n: u64, width: usize) {
+    let digits = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    out.resize(out.len() + width.saturating_sub(digits), b' ');
+    push_u64(out, n);
+}
+
+fn comm(out: &mut Vec<u8>, c: &Comm) {
+    escape_text_into(out, c.as_bytes());
+}
+
+/// An argument as a shell would need it to read it back as one word: quoted
+/// (single quotes) when empty or containing blanks or quotes.
+fn push_arg(out: &mut Vec<u8>, arg: &[u8]) {
+    let needs_quotes =
+        arg.is_empty() || arg.iter().any(|b| matches!(b, b' ' | b'\t' | b'\'' | b'"'));
+    if !needs_quotes {
+        escape_text_into(out, arg);
+        return;
+    }
+    out.push(b'\'');
+    for piece in arg.split_inclusive(|&b| b == b'\'') {
+        match piece.strip_suffix(b"'") {
+            Some(head) => {
+                escape_text_into(out, head);
+                out.extend_from_slice(b"'\\''");
+            }
+            None => escape_text_into(out, piece),
+        }
+    }
+    out.push(b'\'');
+}
+
+fn push_argv(out: &mut Vec<u8>, argv: &[Vec<u8>]) {
+    for (i, a) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        push_arg(out, a);
+    }
+}
+
+/// A short human duration: `850ns`, `12.5us`, `1.2ms`, `3.25s`, `4m05s`, `2h07m`.
+/// Truncated, not rounded, so it never claims more time than there was.
+pub fn push_duration(out: &mut Vec<u8>, ns: u64) {
+    let (whole, frac, frac_digits, unit): (u64, u64, usize, &str) = match ns {
+        0..1_000 => (ns, 0, 0, "ns"),
+        1_000..1_000_000 => (ns / 1_000, ns / 100 % 10, 1, "us"),
+        1_000_000..1_000_000_000 => (ns / 1_000_000, ns / 100_000 % 10, 1, "ms"),
+        1_000_000_000..60_000_000_000 => (ns / 1_000_000_000, ns / 10_000_000 % 100, 2, "s"),
+        _ => {
+            let secs = ns / 1_000_000_000;
+            let (big, small, units) = if secs < 3600 {
+                (secs / 60, secs % 60, ["m", "s"])
+            } else {
+                (secs / 3600, secs / 60 % 60, ["h", "m"])
+            };
+            push_u64(out, big);
+            out.extend_from_slice(units[0].as_bytes());
+            if small < 10 {
+                out.push(b'0');
+            }
+            push_u64(out, small);
+            out.extend_from_slice(units[1].as_bytes());
+            return;
+        }
+    };
+    push_u64(out, whole);
+    if frac_digits > 0 {
+        out.push(b'.');
+        if frac_digits == 2 && frac < 10 {
+            out.push(b'0');
+        }
+        push_u64(out, frac);
+    }
+    out.extend_from_slice(unit.as_bytes());
+}
+
+fn format_line(out: &mut Vec<u8>, rec: &Record, realtime_offset_ns: i128, color: bool) {
+    push_time_of_day_us(out, i128::from(rec.ktime_ns) + realtime_offset_ns);
+    out.extend_from_slice(b"  ");
+    let (label, code) = label_and_color(rec);
+    if color {
+        out.extend_from_slice(b"\x1b[");
+        out.extend_from_slice(code.as_bytes());
+        out.push(b'm');
+        out.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(b"\x1b[0m");
+    } else {
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.resize(out.len() + LABEL_WIDTH - label.len() + 1, b' ');
+
+    let s = rec.subject.as_ref();
+    // "  1240 bash": the pid column and the command name.
+    let pid_comm = |out: &mut Vec<u8>| {
+        if let Some(s) = s {
+            pad_left(out, u64::from(s.pid), PID_WIDTH);
+            out.push(b' ');
+            comm(out, &s.comm);
+        } else {
+            out.resize(out.len() + PID_WIDTH, b' ');
+            out.extend_from_slice(b" ?");
+        }
+    };
+
+    match &rec.body {
+        Body::Process {
+            filename,
+            argv,
+            state,
+        } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  ");
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(state.encode_utf8(&mut buf).as_bytes());
+            out.extend_from_slice(b"  ");
+            match filename {
+                Some(f) => escape_text_into(out, f),
+                None => out.push(b'-'),
+            }
+            out.extend_from_slice(b"  ");
+            if argv.is_empty() {
+                // As ps shows processes without arguments (kernel threads, zombies).
+                out.push(b'[');
+                if let Some(s) = s {
+                    comm(out, &s.comm);
+                }
+                out.push(b']');
+            } else {
+                push_argv(out, argv);
+            }
+        }
+        Body::Fork { thread: true, .. } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  thread ");
+            push_u64(out, s.map_or(0, |s| u64::from(s.tid)));
+        }
+        Body::Fork { .. } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  <- ");
+            if let Some(s) = s {
+                push_u64(out, u64::from(s.ppid));
+                out.push(b' ');
+                // The child's name is the parent's at fork time (copied in copy_process).
+                comm(out, &s.comm);
+            }
+        }
+        Body::Exec {
+            filename,
+            argv,
+            argv_truncated,
+            old_tid,
+        } => {
+            pad_left(out, s.map_or(0, |s| u64::from(s.pid)), PID_WIDTH);
+            out.push(b' ');
+            escape_text_into(out, filename);
+            out.extend_from_slice(b"  ");
+            push_argv(out, argv);
+            if *argv_truncated {
+                out.extend_from_slice(b" ...");
+            }
+            if let Some(t) = old_tid {
+                out.extend_from_slice(b"  (exec by thread ");
+                push_u64(out, u64::from(*t));
+                out.push(b')');
+            }
+        }
+        Body::ExecFailed { filename, errno } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  ");
+            escape_text_into(out, filename);
+            out.extend_from_slice(b": ");
+            match errno_name(*errno) {
+                Some(name) => out.extend_from_slice(name.as_bytes()),
+                None => {
+                    out.extend_from_slice(b"errno ");
+                    push_u64(out, u64::from(*errno));
+                }
+            }
+        }
+        Body::Exit {
+            exit_code,
+            signal,
+            core_dumped,
+            lifetime_ns,
+            thread,
+        } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  ");
+            if *thread {
+                out.extend_from_slice(b"thread ");
+                push_u64(out, s.map_or(0, |s| u64::from(s.tid)));
+                out.push(b' ');
+            }
+            match (exit_code, signal) {
+                (_, Some(sig)) => {
+                    out.extend_from_slice(b"killed by ");
+                    match signal_name(*sig) {
+                        Some(name) => out.extend_from_slice(name.as_bytes()),
+                        None => {
+                            out.extend_from_slice(b"signal ");
+                            push_u64(out, u64::from(*sig));
+                        }
+                    }
+                    if *core_dumped {
+                        out.extend_from_slice(b" (core dumped)");
+                    }
+                }
+                (Some(code), None) => {
+                    out.extend_from_slice(b"code=");
+                    push_u64(out, u64::from(*code));
+                }
+                (None, None) => out.extend_from_slice(b"status unknown"),
+            }
+            if let Some(ns) = lifetime_ns {
+                out.extend_from_slice(b" lifetime=");
+                push_duration(out, *ns);
+            }
+        }
+        Body::Reap {
+            zombie_ns,
+            reaper_pid,
+            reaper_comm,
+            autoreap,
+        } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  ");
+            match (autoreap, reaper_pid) {
+                (true, _) => out.extend_from_slice(b"auto-reaped"),
+                (false, Some(pid)) => {
+                    out.extend_from_slice(b"by ");
+                    push_u64(out, u64::from(*pid));
+                    if let Some(c) = reaper_comm {
+                        out.push(b' ');
+                        comm(out, c);
+                    }
+                }
+                (false, None) => out.extend_from_slice(b"reaped"),
+            }
+            if let Some(ns) = zombie_ns {
+                out.extend_from_slice(b" after ");
+                push_duration(out, *ns);
+            }
+        }
+        Body::Lost { kind, count } => {
+            pad_left(out, *count, PID_WIDTH);
+            out.push(b' ');
+            out.extend_from_slice(kind.as_bytes());
+            out.extend_from_slice(b" events (ring buffer full)");
+        }
+    }
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{ProcId, Subject};
+
+    /// ktime 0 is 2026-11-22T04:13:22.000000000Z (`date -u -d @1795320802`).
+    const OFFSET: i128 = 1_795_320_802_000_000_000;
+    /// 123456789 ns after that.
+    const KTIME: u64 = 123_456_789;
+
+    fn info() -> RunInfo {
+        RunInfo {
+            host: "h".into(),
+            boot_id: "b".into(),
+            realtime_offset_ns: OFFSET,
+        }
+    }
+
+    fn subject(pid: u32, comm: &[u8]) -> Subject {
+        Subject {
+            pid,
+            tid: pid,
+            ppid: 1234,
+            proc_id: ProcId {
+                pid,
+                start_ticks: 1,
+            },
+            comm: Comm::new(comm),
+            uid: Some(0),
+            cgroup_id: 0,
+        }
+    }
+
+    fn line_with(rec: &Record, color: bool) -> String {
+        let mut w = TextWriter::new(Vec::new(), info(), color);
+        w.write(rec, &mut CgroupResolver::unavailable()).unwrap();
+        assert_eq!(w.records_written(), 1);
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
+
+    fn line(subject: Option<Subject>, body: Body) -> String {
+        line_with(
+            &Record {
+                ktime_ns: KTIME,
+                subject,
+                body,
+            },
+            false,
+        )
+    }
+
+    const T: &str = "04:13:22.123456";
+
+    #[test]
+    fn fork_lines() {
+        let body = Body::Fork {
+            parent_proc_id: None,
+            thread: false,
+            clone_flags: None,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"bash")), body),
+            format!("{T}  fork         1240 bash  <- 1234 bash\n")
+        );
+        let mut s = subject(1240, b"java");
+        s.tid = 1251;
+        let body = Body::Fork {
+            parent_proc_id: None,
+            thread: true,
+            clone_flags: Some(0x3d0f00),
+        };
+        assert_eq!(
+            line(Some(s), body),
+            format!("{T}  fork         1240 java  thread 1251\n")
+        );
+    }
+
+    #[test]
+    fn exec_lines() {
+        let body = Body::Exec {
+            filename: b"/usr/bin/ls".to_vec(),
+            argv: vec![b"ls".to_vec(), b"-la".to_vec()],
+            argv_truncated: false,
+            old_tid: None,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"ls")), body),
+            format!("{T}  exec         1240 /usr/bin/ls  ls -la\n")
+        );
+        let body = Body::Exec {
+            filename: b"/bin/echo".to_vec(),
+            argv: vec![
+                b"echo".to_vec(),
+                b"two words".to_vec(),
+                b"".to_vec(),
+                b"it's".to_vec(),
+                b"\xff\n".to_vec(),
+            ],
+            argv_truncated: true,
+            old_tid: Some(1300),
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"echo")), body),
+            format!(
+                "{T}  exec         1240 /bin/echo  echo 'two words' '' 'it'\\''s' \\xff\\x0a ...  (exec by thread 1300)\n"
+            )
+        );
+    }
+
+    #[test]
+    fn exec_failed_lines() {
+        let body = Body::ExecFailed {
+            filename: b"/nope".to_vec(),
+            errno: 2,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"bash")), body),
+            format!("{T}  exec-fail    1240 bash  /nope: ENOENT\n")
+        );
+        let body = Body::ExecFailed {
+            filename: b"/x".to_vec(),
+            errno: 999,
+        };
+        assert_eq!(
+            line(Some(subject(7, b"sh")), body),
+            format!("{T}  exec-fail       7 sh  /x: errno 999\n")
+        );
+    }
+
+    #[test]
+    fn exit_lines() {
+        let body = Body::Exit {
+            exit_code: Some(0),
+            signal: None,
+            core_dumped: false,
+            lifetime_ns: Some(1_234_567),
+            thread: false,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"ls")), body),
+            format!("{T}  exit         1240 ls  code=0 lifetime=1.2ms\n")
+        );
+        let body = Body::Exit {
+            exit_code: None,
+            signal: Some(9),
+            core_dumped: true,
+            lifetime_ns: None,
+            thread: false,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"sleep")), body),
+            format!("{T}  exit         1240 sleep  killed by SIGKILL (core dumped)\n")
+        );
+        let mut s = subject(1240, b"java");
+        s.tid = 1251;
+        let body = Body::Exit {
+            exit_code: Some(1),
+            signal: None,
+            core_dumped: false,
+            lifetime_ns: Some(61_000_000_000),
+            thread: true,
+        };
+        assert_eq!(
+            line(Some(s), body),
+            format!("{T}  exit         1240 java  thread 1251 code=1 lifetime=1m01s\n")
+        );
+    }
+
+    #[test]
+    fn reap_lines() {
+        let body = Body::Reap {
+            zombie_ns: Some(100_000),
+            reaper_pid: Some(1234),
+            reaper_comm: Some(Comm::new(b"bash")),
+            autoreap: false,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"ls")), body),
+            format!("{T}  reap         1240 ls  by 1234 bash after 100.0us\n")
+        );
+        let body = Body::Reap {
+            zombie_ns: None,
+            reaper_pid: None,
+            reaper_comm: None,
+            autoreap: true,
+        };
+        assert_eq!(
+            line(Some(subject(1240, b"ls")), body),
+            format!("{T}  reap         1240 ls  auto-reaped\n")
+        );
+    }
+
+    #[test]
+    fn process_and_lost_lines() {
+        let body = Body::Process {
+            filename: Some(b"/usr/bin/bash".to_vec()),
+            argv: vec![b"-bash".to_vec()],
+            state: 'S',
+        };
+        assert_eq!(
+            line(Some(subject(900, b"bash")), body),
+            format!("{T}  process       900 bash  S  /usr/bin/bash  -bash\n")
+        );
+        let body = Body::Process {
+            filename: None,
+            argv: vec![],
+            state: 'I',
+        };
+        assert_eq!(
+            line(Some(subject(2, b"kthreadd")), body),
+            format!("{T}  process         2 kthreadd  I  -  [kthreadd]\n")
+        );
+        let body = Body::Lost {
+            kind: "exec",
+            count: 12,
+        };
+        assert_eq!(
+            line(None, body),
+            format!("{T}  lost           12 exec events (ring buffer full)\n")
+        );
+    }
+
+    #[test]
+    fn hostile_comm_is_escaped() {
+        let body = Body::Fork {
+            parent_proc_id: None,
+            thread: false,
+            clone_flags: None,
+        };
+        assert_eq!(
+            line(Some(subject(5, b"\x1b[2J\xff")), body),
+            format!("{T}  fork            5 \\x1b[2J\\xff  <- 1234 \\x1b[2J\\xff\n")
+        );
+    }
+
+    #[test]
+    fn color_marks_the_event_column() {
+        let rec = Record {
+            ktime_ns: KTIME,
+            subject: Some(subject(1240, b"bash")),
+            body: Body::Fork {
+                parent_proc_id: None,
+                thread: false,
+                clone_flags: None,
+            },
+        };
+        assert_eq!(
+            line_with(&rec, true),
+            format!("{T}  \x1b[32mfork\x1b[0m         1240 bash  <- 1234 bash\n")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            (0, "0ns"),
+            (999, "999ns"),
+            (1_000, "1.0us"),
+            (12_345, "12.3us"),
+            (999_999, "999.9us"),
+            (1_000_000, "1.0ms"),
+            (999_999_999, "999.9ms"),
+            (1_000_000_000, "1.00s"),
+            (3_050_000_000, "3.05s"),
+            (59_999_999_999, "59.99s"),
+            (60_000_000_000, "1m00s"),
+            (245_000_000_000, "4m05s"),
+            (3_600_000_000_000, "1h00m"),
+            (7_620_000_000_000, "2h07m"),
+        ];
+        for (ns, want) in cases {
+            let mut v = Vec::new();
+            push_duration(&mut v, ns);
+            assert_eq!(String::from_utf8(v).unwrap(), want, "{ns} ns");
+        }
+    }
+}

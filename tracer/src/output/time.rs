@@ -1,0 +1,175 @@
+//! Wall-clock formatting without a date library: UTC only, so the calendar is the
+//! whole problem, and Howard Hinnant's `civil_from_days` solves it exactly for
+//! the proleptic Gregorian calendar.
+
+const NS_PER_SEC: i128 = 1_000_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+
+/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (day 0).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a year, and
+    // count in 400-year eras of 146097 days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..=146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year, 0..=365
+    let mp = (5 * doy + 2) / 153; // March-based month, 0..=11
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Splits nanoseconds since the Unix epoch into (days since epoch, second of
+/// day, nanosecond of second). Times before 1970 work too.
+fn split(wall_ns: i128) -> (i64, u32, u32) {
+    let secs = wall_ns.div_euclid(NS_PER_SEC);
+    let nanos = wall_ns.rem_euclid(NS_PER_SEC) as u32;
+    // Clamp: a wild clock offset must give a wild date, not a panic.
+    let secs = secs.clamp(i128::from(i64::MIN / 2), i128::from(i64::MAX / 2)) as i64;
+    (
+        secs.div_euclid(SECS_PER_DAY),
+        secs.rem_euclid(SECS_PER_DAY) as u32,
+        nanos,
+    )
+}
+
+fn push_num(out: &mut Vec<u8>, n: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(digits.len() - width.min(digits.len()));
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// RFC 3339 UTC with nanoseconds: `2026-11-22T04:13:22.123456789Z`.
+pub fn push_rfc3339(out: &mut Vec<u8>, wall_ns: i128) {
+    let (days, sod, nanos) = split(wall_ns);
+    let (year, month, day) = civil_from_days(days);
+    if (0..=9999).contains(&year) {
+        push_num(out, year as u32, 4);
+    } else {
+        // Outside RFC 3339's range; still say what we computed.
+        out.extend_from_slice(year.to_string().as_bytes());
+    }
+    out.push(b'-');
+    push_num(out, month, 2);
+    out.push(b'-');
+    push_num(out, day, 2);
+    out.push(b'T');
+    push_hms(out, sod);
+    out.push(b'.');
+    push_num(out, nanos, 9);
+    out.push(b'Z');
+}
+
+fn push_hms(out: &mut Vec<u8>, sod: u32) {
+    push_num(out, sod / 3600, 2);
+    out.push(b':');
+    push_num(out, sod / 60 % 60, 2);
+    out.push(b':');
+    push_num(out, sod % 60, 2);
+}
+
+/// Time of day in UTC with microseconds, for the terminal: `04:13:22.123456`.
+pub fn push_time_of_day_us(out: &mut Vec<u8>, wall_ns: i128) {
+    let (_, sod, nanos) = split(wall_ns);
+    push_hms(out, sod);
+    out.push(b'.');
+    push_num(out, nanos / 1000, 6);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc(wall_ns: i128) -> String {
+        let mut v = Vec::new();
+        push_rfc3339(&mut v, wall_ns);
+        String::from_utf8(v).unwrap()
+    }
+
+    const S: i128 = NS_PER_SEC;
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(rfc(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc(1), "1970-01-01T00:00:00.000000001Z");
+        assert_eq!(rfc(-1), "1969-12-31T23:59:59.999999999Z");
+        // `date -u -d @951782400` = Tue Feb 29 00:00:00 UTC 2000
+        assert_eq!(rfc(951_782_400 * S), "2000-02-29T00:00:00.000000000Z");
+        // Values checked with `date -u -d @SECONDS`.
+        assert_eq!(
+            rfc(1_795_321_902 * S + 123_456_789),
+            "2026-11-22T04:31:42.123456789Z"
+        );
+        // End of a leap year and the first instant of the next.
+        assert_eq!(
+            rfc(1_735_689_599 * S + 999_999_999),
+            "2024-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(rfc(1_735_689_600 * S), "2025-01-01T00:00:00.000000000Z");
+        // 2100 is not a leap year: Feb 28 is followed by Mar 1.
+        assert_eq!(rfc(4_107_456_000 * S), "2100-02-28T00:00:00.000000000Z");
+        assert_eq!(rfc(4_107_542_400 * S), "2100-03-01T00:00:00.000000000Z");
+        // 1900 neither (before the epoch).
+        assert_eq!(rfc(-2_203_977_600 * S), "1900-02-28T00:00:00.000000000Z");
+        assert_eq!(rfc(-2_203_891_200 * S), "1900-03-01T00:00:00.000000000Z");
+    }
+
+    /// Checks `civil_from_days` against counting days one at a time with the
+    /// leap-year rule, over 1600-01-01 .. 2500-01-01 (`python3`: 135140 days
+    /// before the epoch, 193579 after).
+    #[test]
+    fn agrees_with_day_by_day_count() {
+        fn leap(y: i64) -> bool {
+            (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+        }
+        fn month_len(y: i64, m: u32) -> u32 {
+            match m {
+                2 if leap(y) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            }
+        }
+        // 1600-01-01 is 135140 days before 1970-01-01.
+        let (mut y, mut m, mut d) = (1600i64, 1u32, 1u32);
+        for days in -135_140i64..193_579 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            d += 1;
+            if d > month_len(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        assert_eq!((y, m, d), (2500, 1, 1));
+    }
+
+    #[test]
+    fn time_of_day() {
+        let mut v = Vec::new();
+        push_time_of_day_us(&mut v, 951_782_400 * S + 3600 * 13 * S + 62 * S + 1_234_567);
+        assert_eq!(String::from_utf8(v).unwrap(), "13:01:02.001234");
+    }
+
+    #[test]
+    fn far_years_do_not_panic() {
+        assert!(rfc(i128::MAX).contains('T'));
+        assert!(rfc(i128::MIN).contains('T'));
+        assert_eq!(rfc(253_402_300_800 * S), "10000-01-01T00:00:00.000000000Z");
+    }
+}
