@@ -1,1 +1,129 @@
-fn main() {}
+//! `cargo xtask`: installs the build prerequisites, builds the eBPF object and the agent,
+//! runs the agent and the tests. See README.md for the two commands a new machine needs.
+
+mod build;
+mod cmd;
+mod ebpf;
+mod lint;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run and test tracer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building and running tracer needs (LLVM 22, nightly rust-src,
+    /// bpf-linker, tracefs mount), skipping what is already there.
+    Setup,
+    /// Build the eBPF object into target/ebpf/bpfel-unknown-none/release/tracer.
+    BuildEbpf {
+        /// Accepted for symmetry with `build`; the eBPF object is always optimized
+        /// because unoptimized eBPF does not pass the kernel verifier.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build the eBPF object, then the agent (target/<profile>/tracer) with it embedded.
+    Build {
+        /// Build the agent with the release profile.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build, then run the agent (through `sudo -E` when not root): `cargo xtask run -- watch`.
+    Run {
+        /// Build and run the agent with the release profile.
+        #[arg(long)]
+        release: bool,
+        /// Arguments for tracer, e.g. `watch -o events.jsonl`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, then run the workspace tests, kernel tests included (needs root).
+    /// Arguments after `--` go to `cargo test`, e.g. `cargo xtask test -- model::`.
+    Test {
+        /// Arguments for `cargo test`, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run clippy on the workspace (not the eBPF crate) with warnings denied.
+    Clippy,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::all().map(|()| ExitCode::SUCCESS),
+        Command::BuildEbpf { release: _ } => ebpf::build().map(|_| ExitCode::SUCCESS),
+        Command::Build { release } => build::build(release).map(|_| ExitCode::SUCCESS),
+        Command::Run { release, args } => run::run(release, &args),
+        Command::Test { args } => test::test(&args),
+        Command::Clippy => lint::clippy(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(args)
+            .expect("valid command line")
+            .command
+    }
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_passes_everything_after_the_separator_to_tracer() {
+        let Command::Run { release, args } =
+            parse(&["xtask", "run", "--", "watch", "--release", "-p", "1"])
+        else {
+            panic!("not run");
+        };
+        assert!(!release);
+        assert_eq!(args, ["watch", "--release", "-p", "1"]);
+        let Command::Run { release, args } =
+            parse(&["xtask", "run", "--release", "watch", "--threads"])
+        else {
+            panic!("not run");
+        };
+        assert!(release);
+        assert_eq!(args, ["watch", "--threads"]);
+    }
+
+    #[test]
+    fn test_passes_arguments_after_the_separator_to_cargo_test() {
+        let Command::Test { args } =
+            parse(&["xtask", "test", "--", "model::", "--", "--nocapture"])
+        else {
+            panic!("not test");
+        };
+        assert_eq!(args, ["model::", "--", "--nocapture"]);
+        assert!(Cli::try_parse_from(["xtask", "test", "model::"]).is_err());
+    }
+}

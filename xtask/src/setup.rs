@@ -1,0 +1,272 @@
+//! `cargo xtask setup`: checks each prerequisite and installs what is missing, one
+//! line per step. Versions and the reasons for them are in TOOLCHAIN notes: the
+//! eBPF crate builds on nightly (LLVM 22), so bpf-linker must be built against LLVM 22.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Result, anyhow, bail};
+
+use crate::cmd::{self, LLVM_BIN};
+
+/// Debian packages bpf-linker's `llvm-22` feature builds and links against.
+pub const APT_PACKAGES: [&str; 4] = [
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+];
+/// The LLVM major version of the nightly toolchain and of bpf-linker: the linker
+/// must read the bitcode nightly's rustc writes, so they have to agree.
+const LLVM_MAJOR: u32 = 22;
+/// The bpf-linker release known to work with LLVM 22 here.
+pub const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Where the agent reads tracepoint formats and attaches tracepoints.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// All four steps: what `cargo xtask setup` and `cargo xtask test` run.
+pub fn all() -> Result<()> {
+    build_tools()?;
+    tracefs(false)
+}
+
+/// Steps 1-3: what building the eBPF object needs.
+pub fn build_tools() -> Result<()> {
+    llvm()?;
+    nightly()?;
+    bpf_linker()
+}
+
+/// Step 1: LLVM 22 with the development libraries bpf-linker links to.
+fn llvm() -> Result<()> {
+    let Some(dpkg_query) = cmd::find_in_path("dpkg-query", &cmd::tool_path()) else {
+        if Path::new(LLVM_BIN).is_dir() {
+            println!(
+                "xtask: llvm-22 present ({LLVM_BIN}; no dpkg-query to check its -dev packages)"
+            );
+            return Ok(());
+        }
+        bail!(
+            "LLVM 22 not found in {LLVM_BIN} and this is not a Debian system (no dpkg-query): \
+             install LLVM 22 with its development libraries yourself"
+        );
+    };
+    let mut missing: Vec<&str> = APT_PACKAGES
+        .into_iter()
+        .filter(|package| !dpkg_installed(&dpkg_query, package))
+        .collect();
+    if missing.is_empty() {
+        if Path::new(LLVM_BIN).is_dir() {
+            println!("xtask: llvm-22 present ({})", APT_PACKAGES.join(" "));
+            return Ok(());
+        }
+        // llvm-22-dev depends on llvm-22, but a forced removal can leave the tools out.
+        missing.push("llvm-22");
+    }
+    let packages = missing.join(" ");
+    if !cmd::is_root() {
+        bail!(
+            "installing {packages} needs root: run as root or install it yourself \
+             (apt-get install -y --no-install-recommends {packages})"
+        );
+    }
+    println!("xtask: installing {packages} (apt-get)");
+    cmd::run(apt_get().arg("update"))?;
+    cmd::run(
+        apt_get()
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing),
+    )?;
+    let still: Vec<&str> = APT_PACKAGES
+        .into_iter()
+        .filter(|package| !dpkg_installed(&dpkg_query, package))
+        .collect();
+    if !still.is_empty() {
+        bail!(
+            "apt-get finished but dpkg does not list {} as installed: check the apt sources",
+            still.join(" ")
+        );
+    }
+    if !Path::new(LLVM_BIN).is_dir() {
+        bail!("apt-get finished but {LLVM_BIN} is missing: reinstall llvm-22");
+    }
+    Ok(())
+}
+
+fn apt_get() -> Command {
+    let mut apt = Command::new("apt-get");
+    apt.env("DEBIAN_FRONTEND", "noninteractive");
+    apt
+}
+
+fn dpkg_installed(dpkg_query: &Path, package: &str) -> bool {
+    // dpkg-query exits 1 for a package it has never heard of.
+    cmd::probe(Command::new(dpkg_query).args(["-W", "-f=${Status}", package]))
+        .is_some_and(|status| status.trim() == "install ok installed")
+}
+
+/// Step 2: a nightly toolchain with rust-src, for `-Z build-std=core` on bpfel-unknown-none.
+fn nightly() -> Result<()> {
+    let rustup = cmd::find_in_path("rustup", &cmd::tool_path()).ok_or_else(|| {
+        anyhow!(
+            "rustup not found on PATH or in {}: install it from https://rustup.rs \
+             (the eBPF crate builds on a nightly toolchain)",
+            cmd::cargo_home().join("bin").display()
+        )
+    })?;
+    let installed = cmd::probe(Command::new(&rustup).args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]));
+    match installed {
+        Some(list) if list.lines().any(|line| line.trim() == "rust-src") => {}
+        Some(_) => {
+            println!("xtask: adding rust-src to the nightly toolchain (rustup)");
+            cmd::run(Command::new(&rustup).args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
+        None => {
+            println!("xtask: installing the nightly toolchain with rust-src (rustup)");
+            cmd::run(Command::new(&rustup).args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ]))?;
+        }
+    }
+    let verbose = cmd::probe(Command::new(&rustup).args([
+        "run",
+        "nightly",
+        "rustc",
+        "--version",
+        "--verbose",
+    ]))
+    .unwrap_or_default();
+    match nightly_llvm_major(&verbose) {
+        Some(LLVM_MAJOR) => {
+            println!("xtask: nightly toolchain with rust-src present (LLVM {LLVM_MAJOR})")
+        }
+        Some(other) => println!(
+            "xtask: nightly toolchain with rust-src present, but it uses LLVM {other} and bpf-linker \
+             uses LLVM {LLVM_MAJOR}; if linking the eBPF object fails, pin a nightly with LLVM \
+             {LLVM_MAJOR} in tracer-ebpf/rust-toolchain.toml"
+        ),
+        None => println!("xtask: nightly toolchain with rust-src present (LLVM version unknown)"),
+    }
+    Ok(())
+}
+
+/// The LLVM major version from `rustc --version --verbose` ("LLVM version: 22.1.2").
+fn nightly_llvm_major(verbose: &str) -> Option<u32> {
+    verbose
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version:"))
+        .and_then(|version| version.trim().split('.').next())
+        .and_then(|major| major.parse().ok())
+}
+
+/// Step 3: bpf-linker built against LLVM 22, in cargo's bin directory.
+fn bpf_linker() -> Result<()> {
+    let linker = cmd::cargo_home().join("bin/bpf-linker");
+    // `--version` also proves libLLVM.so.22 still loads: the linker links it dynamically.
+    if let Some(version) = cmd::probe(Command::new(&linker).arg("--version")) {
+        println!("xtask: {} present", version.trim());
+        return Ok(());
+    }
+    println!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (cargo install, about 2 minutes)");
+    let mut install = cmd::outer_cargo();
+    cmd::scrub_cargo_env(&mut install, true);
+    // llvm-sys finds LLVM through the first llvm-config on PATH; LLVM 22's must win.
+    install.env("PATH", cmd::tool_path()).args([
+        "install",
+        "bpf-linker",
+        "--locked",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--no-default-features",
+        "--features",
+        "llvm-22",
+    ]);
+    cmd::run(&mut install)?;
+    if cmd::probe(Command::new(&linker).arg("--version")).is_none() {
+        bail!(
+            "cargo install finished but `{} --version` does not run: check that it went to {}",
+            linker.display(),
+            cmd::cargo_home().join("bin").display()
+        );
+    }
+    Ok(())
+}
+
+/// Step 4: tracefs mounted, where the agent reads tracepoint formats. Not mounted
+/// at boot on some machines. `sudo` is used when allowed and this is not root.
+pub fn tracefs(use_sudo: bool) -> Result<()> {
+    if tracefs_mounted() {
+        println!("xtask: tracefs mounted at {TRACEFS}");
+        return Ok(());
+    }
+    let mount = ["mount", "-t", "tracefs", "nodev", TRACEFS];
+    if cmd::is_root() {
+        println!("xtask: mounting tracefs at {TRACEFS}");
+        return cmd::run(Command::new(mount[0]).args(&mount[1..]));
+    }
+    if use_sudo && let Some(sudo) = cmd::find_in_path("sudo", &cmd::tool_path()) {
+        println!("xtask: mounting tracefs at {TRACEFS} (sudo)");
+        return cmd::run(Command::new(sudo).args(mount));
+    }
+    bail!(
+        "mounting tracefs needs root: run as root or `sudo {}`",
+        mount.join(" ")
+    );
+}
+
+fn tracefs_mounted() -> bool {
+    // Non-root may not look inside tracefs (its root is mode 0700), so ask the mount table too.
+    Path::new(TRACEFS).join("events").is_dir()
+        || fs::read_to_string("/proc/self/mounts").is_ok_and(|mounts| mounts_have_tracefs(&mounts))
+}
+
+/// Whether a /proc/self/mounts text has tracefs mounted on [`TRACEFS`].
+fn mounts_have_tracefs(mounts: &str) -> bool {
+    mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some(TRACEFS) && fields.next() == Some("tracefs")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tracefs_only_at_its_mount_point() {
+        let mounted =
+            "sysfs /sys sysfs rw 0 0\nnodev /sys/kernel/tracing tracefs rw,relatime 0 0\n";
+        assert!(mounts_have_tracefs(mounted));
+        let elsewhere = "tracefs /sys/kernel/debug/tracing tracefs rw 0 0\nnone /sys/kernel/tracing tmpfs rw 0 0\n";
+        assert!(!mounts_have_tracefs(elsewhere));
+        assert!(!mounts_have_tracefs(""));
+    }
+
+    #[test]
+    fn reads_llvm_major_from_rustc_verbose_version() {
+        let verbose = "rustc 1.97.0-nightly (abc 2026-05-15)\nbinary: rustc\nhost: x86_64-unknown-linux-gnu\n\
+                       release: 1.97.0-nightly\nLLVM version: 22.1.2\n";
+        assert_eq!(nightly_llvm_major(verbose), Some(22));
+        assert_eq!(nightly_llvm_major("rustc 1.97.0-nightly\n"), None);
+        assert_eq!(nightly_llvm_major("LLVM version: x\n"), None);
+    }
+}
