@@ -43,16 +43,12 @@ pub fn run_blocking(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     rt.block_on(run(args, verbose))
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid clock id and out pointer.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-}
-
 /// CLOCK_BOOTTIME now: the clock of `bpf_ktime_get_boot_ns`.
 fn boottime_ns() -> u64 {
-    clock_ns(libc::CLOCK_BOOTTIME) as u64
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn open_output(path: &Path) -> anyhow::Result<std::fs::File> {
@@ -99,11 +95,7 @@ enum End {
 
 async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let info = RunInfo {
-        host: procfs::hostname(),
-        boot_id: procfs::boot_id().unwrap_or_default(),
-        realtime_offset_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
-    };
+    let info = RunInfo::current().context("reading the host name, boot id and clocks")?;
     // Open outputs before loading anything, so a bad path fails fast.
     let mut sinks = make_sinks(args, &info)?;
 
@@ -124,8 +116,14 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
 
     // Programs are attached: anything that starts from now on is seen. Seed what
     // already exists, so the tree is whole from the first second.
-    let procs = procfs::snapshot(Path::new("/proc"), &mut sinks.cgroups).context("reading /proc")?;
-    model.seed(procs, boottime_ns(), &mut records);
+    let snap = procfs::snapshot_counted(Path::new("/proc"), &mut sinks.cgroups).context("reading /proc")?;
+    if let Some(first) = snap.errors.first() {
+        eprintln!(
+            "tracer: {} processes in /proc could not be read at start-up (first: {first}); they join the tree at their next event",
+            snap.errors.len()
+        );
+    }
+    model.seed(snap.procs, boottime_ns(), &mut records);
     if !args.pids.is_empty() {
         for &pid in &args.pids {
             if !model.follow_pid(pid) {

@@ -1,11 +1,11 @@
 //! Where records go: stdout and/or the output file, with counts for the summary.
 
-use std::{collections::BTreeMap, io};
+use std::{collections::BTreeMap, io, io::Write};
 
 use crate::{cgroup::CgroupResolver, output::Writer, record::Record};
 
 pub struct Sinks {
-    pub writers: Vec<(String, Writer)>,
+    pub writers: Vec<(String, Writer<Box<dyn Write>>)>,
     pub cgroups: CgroupResolver,
     /// Records per type, for the summary.
     pub counts: BTreeMap<&'static str, u64>,
