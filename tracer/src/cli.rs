@@ -81,14 +81,22 @@ pub struct WatchArgs {
 /// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration: use e.g. 30s, 5m, 1h or 500ms"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 30s, 5m, 1h or 500ms"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("{s:?} has an unknown unit {unit:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit {unit:?}: use ms, s, m or h"
+            ));
+        }
     };
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{s:?} must be a positive duration"));
@@ -106,10 +114,14 @@ pub fn parse_ring_size(s: &str) -> Result<u32, String> {
         Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size: use e.g. 4M, 16M or 64M"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use e.g. 4M, 16M or 64M"))?;
     let bytes = n.saturating_mul(mult);
     if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
-        return Err(format!("{s:?}: the ring buffer size must be a power of two from 4K to 1G, e.g. 16M"));
+        return Err(format!(
+            "{s:?}: the ring buffer size must be a power of two from 4K to 1G, e.g. 16M"
+        ));
     }
     Ok(bytes as u32)
 }
@@ -146,12 +158,29 @@ mod tests {
         let w = parse(&["watch"]).unwrap();
         assert_eq!(w.format, Format::Text);
         assert_eq!(w.ring_size, 16 << 20);
-        assert!(!w.quiet && !w.threads && w.output.is_none() && w.command.is_empty() && w.pids.is_empty());
+        assert!(
+            !w.quiet
+                && !w.threads
+                && w.output.is_none()
+                && w.command.is_empty()
+                && w.pids.is_empty()
+        );
     }
 
     #[test]
     fn watch_command_after_double_dash_keeps_its_own_flags() {
-        let w = parse(&["watch", "-o", "x.jsonl", "--quiet", "--", "sh", "-c", "exit 3", "--threads"]).unwrap();
+        let w = parse(&[
+            "watch",
+            "-o",
+            "x.jsonl",
+            "--quiet",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+            "--threads",
+        ])
+        .unwrap();
         assert_eq!(w.output.as_deref(), Some(std::path::Path::new("x.jsonl")));
         assert!(w.quiet);
         assert!(!w.threads);
@@ -161,7 +190,10 @@ mod tests {
     #[test]
     fn pid_and_command_conflict() {
         assert!(parse(&["watch", "-p", "1", "--", "true"]).is_err());
-        assert_eq!(parse(&["watch", "-p", "1", "-p", "2"]).unwrap().pids, vec![1, 2]);
+        assert_eq!(
+            parse(&["watch", "-p", "1", "-p", "2"]).unwrap().pids,
+            vec![1, 2]
+        );
     }
 
     #[test]

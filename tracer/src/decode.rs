@@ -7,8 +7,8 @@
 use std::mem::size_of;
 
 use tracer_common::{
-    ARGV_LEN, ExecEvent, ExecFailedEvent, ExitEvent, FILENAME_LEN, ForkEvent, FreeEvent, Header, WaitEvent,
-    exec_flags, exit_flags, header_flags, kind,
+    ARGV_LEN, ExecEvent, ExecFailedEvent, ExitEvent, FILENAME_LEN, ForkEvent, FreeEvent, Header,
+    WaitEvent, exec_flags, exit_flags, header_flags, kind,
 };
 
 use crate::event::{Comm, Event, EventKind, Exec, ExecFailed, Exit, Fork, Task, Wait};
@@ -18,7 +18,12 @@ pub enum DecodeError {
     #[error("ring buffer record of {len} bytes is shorter than a header ({need} bytes)")]
     TooShortForHeader { len: usize, need: usize },
     #[error("ring buffer record of kind {kind} ({name}) has {len} bytes, needs at least {need}")]
-    TooShort { kind: u32, name: &'static str, len: usize, need: usize },
+    TooShort {
+        kind: u32,
+        name: &'static str,
+        len: usize,
+        need: usize,
+    },
     #[error("ring buffer record has unknown kind {0}: the eBPF object and the agent do not match")]
     UnknownKind(u32),
     #[error("exec record claims {claimed} argument bytes but carries {carried}")]
@@ -35,7 +40,12 @@ fn read<T: Copy>(bytes: &[u8]) -> T {
 
 fn need<T>(bytes: &[u8], k: u32) -> Result<(), DecodeError> {
     if bytes.len() < size_of::<T>() {
-        return Err(DecodeError::TooShort { kind: k, name: kind::name(k), len: bytes.len(), need: size_of::<T>() });
+        return Err(DecodeError::TooShort {
+            kind: k,
+            name: kind::name(k),
+            len: bytes.len(),
+            need: size_of::<T>(),
+        });
     }
     Ok(())
 }
@@ -74,7 +84,10 @@ pub fn split_argv(area: &[u8]) -> Vec<Vec<u8>> {
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     if bytes.len() < size_of::<Header>() {
-        return Err(DecodeError::TooShortForHeader { len: bytes.len(), need: size_of::<Header>() });
+        return Err(DecodeError::TooShortForHeader {
+            len: bytes.len(),
+            need: size_of::<Header>(),
+        });
     }
     let h: Header = read(bytes);
     let kind = match h.kind {
@@ -124,7 +137,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::WAIT => {
             need::<WaitEvent>(bytes, h.kind)?;
             let e: WaitEvent = read(bytes);
-            EventKind::Wait(Wait { child_pid: e.child_pid })
+            EventKind::Wait(Wait {
+                child_pid: e.child_pid,
+            })
         }
         kind::FREE => {
             need::<FreeEvent>(bytes, h.kind)?;
@@ -132,7 +147,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };
-    Ok(Event { ktime_ns: h.ktime_ns, task: task(&h), kind })
+    Ok(Event {
+        ktime_ns: h.ktime_ns,
+        task: task(&h),
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -178,14 +197,26 @@ mod tests {
         assert!(ev.task.subreaper);
         assert_eq!(
             ev.kind,
-            EventKind::Fork(Fork { clone_flags: 0x11, parent_start_ns: 3, creator_pid: 1, creator_tid: 2 })
+            EventKind::Fork(Fork {
+                clone_flags: 0x11,
+                parent_start_ns: 3,
+                creator_pid: 1,
+                creator_tid: 2
+            })
         );
     }
 
     fn exec_bytes(area: &[u8], argv_len: u32, flags: u32) -> Vec<u8> {
         let mut filename = [0u8; FILENAME_LEN];
         filename[..8].copy_from_slice(b"/bin/ls\0");
-        let e = ExecEvent { header: header(kind::EXEC), old_tid: 101, flags, argv_len, filename_len: 7, filename };
+        let e = ExecEvent {
+            header: header(kind::EXEC),
+            old_tid: 101,
+            flags,
+            argv_len,
+            filename_len: 7,
+            filename,
+        };
         let mut b = bytes_of(&e);
         b.extend_from_slice(area);
         b
@@ -194,16 +225,23 @@ mod tests {
     #[test]
     fn exec_splits_argv_and_keeps_a_cut_last_argument() {
         let ev = decode(&exec_bytes(b"ls\0-la\0/tm", 10, exec_flags::ARGV_TRUNCATED)).unwrap();
-        let EventKind::Exec(x) = ev.kind else { panic!("not exec: {ev:?}") };
+        let EventKind::Exec(x) = ev.kind else {
+            panic!("not exec: {ev:?}")
+        };
         assert_eq!(x.filename, b"/bin/ls");
-        assert_eq!(x.argv, vec![b"ls".to_vec(), b"-la".to_vec(), b"/tm".to_vec()]);
+        assert_eq!(
+            x.argv,
+            vec![b"ls".to_vec(), b"-la".to_vec(), b"/tm".to_vec()]
+        );
         assert!(x.argv_truncated);
     }
 
     #[test]
     fn exec_keeps_empty_arguments() {
         let ev = decode(&exec_bytes(b"a\0\0b\0", 5, 0)).unwrap();
-        let EventKind::Exec(x) = ev.kind else { panic!() };
+        let EventKind::Exec(x) = ev.kind else {
+            panic!()
+        };
         assert_eq!(x.argv, vec![b"a".to_vec(), b"".to_vec(), b"b".to_vec()]);
         assert!(!x.argv_truncated);
     }
@@ -211,35 +249,85 @@ mod tests {
     #[test]
     fn exec_with_argv_length_beyond_record_is_rejected() {
         let err = decode(&exec_bytes(b"ls\0", 100, 0)).unwrap_err();
-        assert_eq!(err, DecodeError::BadArgvLength { claimed: 100, carried: 3 });
+        assert_eq!(
+            err,
+            DecodeError::BadArgvLength {
+                claimed: 100,
+                carried: 3
+            }
+        );
     }
 
     #[test]
     fn short_and_unknown_records_are_rejected() {
-        assert!(matches!(decode(&[0u8; 10]), Err(DecodeError::TooShortForHeader { len: 10, .. })));
+        assert!(matches!(
+            decode(&[0u8; 10]),
+            Err(DecodeError::TooShortForHeader { len: 10, .. })
+        ));
         let b = bytes_of(&header(kind::EXIT));
-        assert!(matches!(decode(&b), Err(DecodeError::TooShort { kind: kind::EXIT, .. })));
+        assert!(matches!(
+            decode(&b),
+            Err(DecodeError::TooShort {
+                kind: kind::EXIT,
+                ..
+            })
+        ));
         let b = bytes_of(&header(99));
         assert_eq!(decode(&b).unwrap_err(), DecodeError::UnknownKind(99));
     }
 
     #[test]
     fn exit_flags_decode() {
-        let e = ExitEvent { header: header(kind::EXIT), status: 9, flags: exit_flags::GROUP_DEAD | exit_flags::AUTOREAP };
-        let EventKind::Exit(x) = decode(&bytes_of(&e)).unwrap().kind else { panic!() };
-        assert_eq!(x, Exit { status: 9, group_dead: true, autoreap: true });
+        let e = ExitEvent {
+            header: header(kind::EXIT),
+            status: 9,
+            flags: exit_flags::GROUP_DEAD | exit_flags::AUTOREAP,
+        };
+        let EventKind::Exit(x) = decode(&bytes_of(&e)).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(
+            x,
+            Exit {
+                status: 9,
+                group_dead: true,
+                autoreap: true
+            }
+        );
     }
 
     #[test]
     fn failed_exec_and_wait_and_free_decode() {
         let mut filename = [0u8; FILENAME_LEN];
         filename[..3].copy_from_slice(b"/no");
-        let e = ExecFailedEvent { header: header(kind::EXEC_FAILED), errno: 2, filename_len: 3, filename };
-        let EventKind::ExecFailed(x) = decode(&bytes_of(&e)).unwrap().kind else { panic!() };
-        assert_eq!(x, ExecFailed { filename: b"/no".to_vec(), errno: 2 });
-        let w = WaitEvent { header: header(kind::WAIT), child_pid: 55, syscall: 1 };
-        assert_eq!(decode(&bytes_of(&w)).unwrap().kind, EventKind::Wait(Wait { child_pid: 55 }));
-        let f = FreeEvent { header: header(kind::FREE) };
+        let e = ExecFailedEvent {
+            header: header(kind::EXEC_FAILED),
+            errno: 2,
+            filename_len: 3,
+            filename,
+        };
+        let EventKind::ExecFailed(x) = decode(&bytes_of(&e)).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(
+            x,
+            ExecFailed {
+                filename: b"/no".to_vec(),
+                errno: 2
+            }
+        );
+        let w = WaitEvent {
+            header: header(kind::WAIT),
+            child_pid: 55,
+            syscall: 1,
+        };
+        assert_eq!(
+            decode(&bytes_of(&w)).unwrap().kind,
+            EventKind::Wait(Wait { child_pid: 55 })
+        );
+        let f = FreeEvent {
+            header: header(kind::FREE),
+        };
         assert_eq!(decode(&bytes_of(&f)).unwrap().kind, EventKind::Free);
     }
 }

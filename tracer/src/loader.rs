@@ -17,8 +17,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 
 /// BTF-enabled tracepoints (tp_btf): typed `struct task_struct *` arguments, and
 /// cheaper than classic tracepoints since no trace record is formatted.
-const BTF_PROGRAMS: &[&str] =
-    &["task_newtask", "sched_process_fork", "sched_process_exec", "sched_process_exit", "sched_process_free"];
+const BTF_PROGRAMS: &[&str] = &[
+    "task_newtask",
+    "sched_process_fork",
+    "sched_process_exec",
+    "sched_process_exit",
+    "sched_process_free",
+];
 
 /// Syscall tracepoints (category `syscalls`); the program is named after the event.
 const SYSCALL_PROGRAMS: &[&str] = &[
@@ -47,7 +52,9 @@ pub enum LoadError {
     Layout(#[from] kconfig::KconfigError),
     #[error("reading kernel BTF for the BTF tracepoints: {0}")]
     AyaBtf(#[source] aya::BtfError),
-    #[error("loading the eBPF object into the kernel failed (is BPF enabled? kernel.unprivileged_bpf_disabled and lockdown can refuse it): {0}")]
+    #[error(
+        "loading the eBPF object into the kernel failed (is BPF enabled? kernel.unprivileged_bpf_disabled and lockdown can refuse it): {0}"
+    )]
     Load(#[source] aya::EbpfError),
     #[error("loading program {name} failed: the kernel refused it ({source})")]
     Program {
@@ -75,7 +82,8 @@ pub struct LoadOptions {
 /// The programs, attached. Dropping this detaches them (the links belong to the
 /// `Ebpf` object), so nothing stays in the kernel after the agent exits.
 pub struct Loaded {
-    _ebpf: Ebpf,
+    /// Owns the attached programs: keep it alive while tracing.
+    pub ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub lost: PerCpuArray<MapData, u64>,
     pub config: Config,
@@ -87,7 +95,13 @@ impl Loaded {
     pub fn lost_totals(&self) -> Result<[u64; kind::COUNT as usize], LoadError> {
         let mut out = [0u64; kind::COUNT as usize];
         for (k, slot) in out.iter_mut().enumerate() {
-            let per_cpu = self.lost.get(&(k as u32), 0).map_err(|source| LoadError::Map { name: "LOST", source })?;
+            let per_cpu = self
+                .lost
+                .get(&(k as u32), 0)
+                .map_err(|source| LoadError::Map {
+                    name: "LOST",
+                    source,
+                })?;
             *slot = per_cpu.iter().sum();
         }
         Ok(out)
@@ -116,20 +130,38 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 
     for &name in BTF_PROGRAMS {
         let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
-        prog.load(name, &aya_btf).map_err(|source| LoadError::Program { name, source })?;
-        prog.attach().map_err(|source| LoadError::Program { name, source })?;
+        prog.load(name, &aya_btf)
+            .map_err(|source| LoadError::Program { name, source })?;
+        prog.attach()
+            .map_err(|source| LoadError::Program { name, source })?;
     }
     for &name in SYSCALL_PROGRAMS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
-        prog.load().map_err(|source| LoadError::Program { name, source })?;
-        prog.attach("syscalls", name).map_err(|source| LoadError::Program { name, source })?;
+        prog.load()
+            .map_err(|source| LoadError::Program { name, source })?;
+        prog.attach("syscalls", name)
+            .map_err(|source| LoadError::Program { name, source })?;
     }
 
-    let ring = ebpf.take_map("EVENTS").ok_or(LoadError::MissingMap("EVENTS"))?;
-    let ring = RingBuf::try_from(ring).map_err(|source| LoadError::Map { name: "EVENTS", source })?;
+    let ring = ebpf
+        .take_map("EVENTS")
+        .ok_or(LoadError::MissingMap("EVENTS"))?;
+    let ring = RingBuf::try_from(ring).map_err(|source| LoadError::Map {
+        name: "EVENTS",
+        source,
+    })?;
     let lost = ebpf.take_map("LOST").ok_or(LoadError::MissingMap("LOST"))?;
-    let lost = PerCpuArray::try_from(lost).map_err(|source| LoadError::Map { name: "LOST", source })?;
-    Ok(Loaded { _ebpf: ebpf, ring, lost, config, tracefs })
+    let lost = PerCpuArray::try_from(lost).map_err(|source| LoadError::Map {
+        name: "LOST",
+        source,
+    })?;
+    Ok(Loaded {
+        ebpf,
+        ring,
+        lost,
+        config,
+        tracefs,
+    })
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
@@ -140,5 +172,6 @@ where
         name,
         source: aya::programs::ProgramError::UnexpectedProgramType,
     })?;
-    prog.try_into().map_err(|source| LoadError::Program { name, source })
+    prog.try_into()
+        .map_err(|source| LoadError::Program { name, source })
 }

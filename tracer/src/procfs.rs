@@ -16,29 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cgroup::CgroupResolver;
 use crate::event::Comm;
-
-/// A process found in /proc at start-up, for seeding the process model.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SeedProc {
-    pub pid: u32,
-    pub ppid: u32,
-    /// /proc/PID/stat field 22: start time in clock ticks since boot.
-    pub start_ticks: u64,
-    pub comm: Comm,
-    /// /proc/PID/stat field 3 (R, S, D, Z, T, t, X, I, ...).
-    pub state: char,
-    /// readlink /proc/PID/exe; `None` for kernel threads, zombies, or when we may not look.
-    pub filename: Option<Vec<u8>>,
-    /// /proc/PID/cmdline split at NULs; empty for zombies and kernel threads.
-    pub argv: Vec<Vec<u8>>,
-    /// Real uid from /proc/PID/status.
-    pub uid: Option<u32>,
-    /// cgroup v2 id of the `0::` line of /proc/PID/cgroup, 0 if unknown.
-    pub cgroup_id: u64,
-    /// /proc does not show PR_SET_CHILD_SUBREAPER (signal->is_child_subreaper), so
-    /// this is always false here; the model learns it from later events.
-    pub subreaper: bool,
-}
+pub use crate::model::SeedProc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcfsError {

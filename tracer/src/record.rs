@@ -21,7 +21,10 @@ pub const NS_PER_TICK: u64 = 10_000_000;
 
 impl ProcId {
     pub fn from_start_ns(pid: u32, start_ns: u64) -> Self {
-        ProcId { pid, start_ticks: start_ns / NS_PER_TICK }
+        ProcId {
+            pid,
+            start_ticks: start_ns / NS_PER_TICK,
+        }
     }
 }
 

@@ -128,9 +128,17 @@ impl ExitStatus {
     pub fn from_wait_status(status: u32) -> Self {
         let sig = (status & 0x7f) as u8;
         if sig == 0 {
-            ExitStatus { code: Some(((status >> 8) & 0xff) as u8), signal: None, core_dumped: false }
+            ExitStatus {
+                code: Some(((status >> 8) & 0xff) as u8),
+                signal: None,
+                core_dumped: false,
+            }
         } else {
-            ExitStatus { code: None, signal: Some(sig), core_dumped: status & 0x80 != 0 }
+            ExitStatus {
+                code: None,
+                signal: Some(sig),
+                core_dumped: status & 0x80 != 0,
+            }
         }
     }
 }

@@ -19,7 +19,9 @@ pub struct Spawned {
 /// than to init (kernel/exit.c find_new_reaper), so tracer can tell when the
 /// last of them is gone and they are reaped even where pid 1 does not reap.
 pub fn spawn(argv: &[OsString]) -> anyhow::Result<Spawned> {
-    let Some((prog, args)) = argv.split_first() else { bail!("no command given after --") };
+    let Some((prog, args)) = argv.split_first() else {
+        bail!("no command given after --")
+    };
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
@@ -35,11 +37,17 @@ pub fn spawn(argv: &[OsString]) -> anyhow::Result<Spawned> {
             Ok(())
         });
     }
-    let child = cmd.spawn().with_context(|| format!("cannot run {:?}: check the command name and PATH", prog))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {:?}: check the command name and PATH", prog))?;
     let pid = child.id();
     // We reap by waitpid(-1) ourselves (see `reap`); the std handle is not needed.
     drop(child);
-    Ok(Spawned { pid, status: None, tree_gone: false })
+    Ok(Spawned {
+        pid,
+        status: None,
+        tree_gone: false,
+    })
 }
 
 impl Spawned {

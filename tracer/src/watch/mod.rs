@@ -39,13 +39,19 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const TAIL_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run_blocking(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     rt.block_on(run(args, verbose))
 }
 
 /// CLOCK_BOOTTIME now: the clock of `bpf_ktime_get_boot_ns`.
 fn boottime_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid clock id and out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -58,7 +64,12 @@ fn open_output(path: &Path) -> anyhow::Result<std::fs::File> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot write output file {}: check the directory exists and is writable", path.display()))
+        .with_context(|| {
+            format!(
+                "cannot write output file {}: check the directory exists and is writable",
+                path.display()
+            )
+        })
 }
 
 fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
@@ -67,7 +78,10 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
         let file = open_output(path)?;
         let w: Box<dyn Write> = Box::new(file);
-        writers.push((path.display().to_string(), Writer::Jsonl(JsonlWriter::new(w, info.clone()))));
+        writers.push((
+            path.display().to_string(),
+            Writer::Jsonl(JsonlWriter::new(w, info.clone())),
+        ));
     }
     if to_stdout || !args.quiet {
         let out: Box<dyn Write> = Box::new(io::stdout());
@@ -83,7 +97,12 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
         };
         writers.push(("stdout".to_string(), w));
     }
-    Ok(Sinks { writers, cgroups: CgroupResolver::new(), counts: Default::default(), failed: Default::default() })
+    Ok(Sinks {
+        writers,
+        cgroups: CgroupResolver::new(),
+        counts: Default::default(),
+        failed: Default::default(),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,24 +118,41 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     // Open outputs before loading anything, so a bad path fails fast.
     let mut sinks = make_sinks(args, &info)?;
 
-    let loaded = loader::load(&LoadOptions { ring_size: args.ring_size, threads: args.threads })?;
+    let loaded = loader::load(&LoadOptions {
+        ring_size: args.ring_size,
+        threads: args.threads,
+    })?;
     if verbose > 0 {
         eprintln!("tracer: tracefs at {}", loaded.tracefs.display());
-        eprintln!("tracer: kernel layout: {}", crate::kconfig::describe(&loaded.config));
+        eprintln!(
+            "tracer: kernel layout: {}",
+            crate::kconfig::describe(&loaded.config)
+        );
     }
-    let loader::Loaded { ring, lost, _ebpf, .. } = loaded;
-    let lost_reader = LostReader { map: lost, seen: [0; kind::COUNT as usize] };
+    let loader::Loaded {
+        ring,
+        lost,
+        ebpf: _programs,
+        ..
+    } = loaded;
+    let lost_reader = LostReader {
+        map: lost,
+        seen: [0; kind::COUNT as usize],
+    };
     // SAFETY: the ring buffer map's fd stays open and unchanged while owned by the AsyncFd.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
         .context("watching the ring buffer")?;
 
-    let mut model = Model::new(ModelConfig { threads: args.threads });
+    let mut model = Model::new(ModelConfig {
+        threads: args.threads,
+    });
     let mut records: Vec<Record> = Vec::with_capacity(256);
 
     // Programs are attached: anything that starts from now on is seen. Seed what
     // already exists, so the tree is whole from the first second.
-    let snap = procfs::snapshot_counted(Path::new("/proc"), &mut sinks.cgroups).context("reading /proc")?;
+    let snap = procfs::snapshot_counted(Path::new("/proc"), &mut sinks.cgroups)
+        .context("reading /proc")?;
     if let Some(first) = snap.errors.first() {
         eprintln!(
             "tracer: {} processes in /proc could not be read at start-up (first: {first}); they join the tree at their next event",
@@ -131,7 +167,15 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             }
         }
         // Of the start-up snapshot, show only the followed trees.
-        records.retain(|r| r.subject.as_ref().is_some_and(|s| model.is_followed_pid(s.pid)));
+        records.retain(|r| {
+            r.subject
+                .as_ref()
+                .is_some_and(|s| model.is_followed_pid(s.pid))
+        });
+    }
+    if !args.command.is_empty() {
+        // The command does not exist yet: nothing in the snapshot belongs to its tree.
+        records.clear();
     }
     sinks.write_all(&mut records);
 
@@ -191,13 +235,25 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     };
 
     // Take what is still in the ring, then the final drop counts.
-    drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+    drain(
+        ring.get_mut(),
+        &mut model,
+        &mut records,
+        &mut sinks,
+        &mut decode_errors,
+    );
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
     sinks.flush();
 
     let lost_total: u64 = lost_reader.seen.iter().sum();
-    summary(&sinks, &lost_reader.seen, lost_total, decode_errors, started.elapsed());
+    summary(
+        &sinks,
+        &lost_reader.seen,
+        lost_total,
+        decode_errors,
+        started.elapsed(),
+    );
 
     let code = match (end, &spawned) {
         (_, Some(s)) if s.status.is_some() => s.exit_code().unwrap_or(1),
@@ -241,7 +297,9 @@ struct LostReader {
 impl LostReader {
     fn poll(&mut self, model: &mut Model, records: &mut Vec<Record>) {
         for k in 0..kind::COUNT {
-            let Ok(per_cpu) = self.map.get(&k, 0) else { continue };
+            let Ok(per_cpu) = self.map.get(&k, 0) else {
+                continue;
+            };
             let total: u64 = per_cpu.iter().sum();
             let seen = &mut self.seen[k as usize];
             if total > *seen {
@@ -253,9 +311,17 @@ impl LostReader {
 }
 
 fn summary(sinks: &Sinks, lost: &[u64], lost_total: u64, decode_errors: u64, elapsed: Duration) {
-    let mut line = format!("tracer: {:.1} s, {} records", elapsed.as_secs_f64(), sinks.total());
+    let mut line = format!(
+        "tracer: {:.1} s, {} records",
+        elapsed.as_secs_f64(),
+        sinks.total()
+    );
     if !sinks.counts.is_empty() {
-        let parts: Vec<String> = sinks.counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        let parts: Vec<String> = sinks
+            .counts
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
         line.push_str(&format!(" ({})", parts.join(", ")));
     }
     line.push_str(&format!(", {lost_total} events lost"));
@@ -264,7 +330,10 @@ fn summary(sinks: &Sinks, lost: &[u64], lost_total: u64, decode_errors: u64, ela
             .filter(|&k| lost[k as usize] > 0)
             .map(|k| format!("{} {}", kind::name(k), lost[k as usize]))
             .collect();
-        line.push_str(&format!(" ({}; try a larger --ring-size)", parts.join(", ")));
+        line.push_str(&format!(
+            " ({}; try a larger --ring-size)",
+            parts.join(", ")
+        ));
     }
     if decode_errors > 0 {
         line.push_str(&format!(", {decode_errors} malformed records skipped"));

@@ -19,7 +19,7 @@ impl Sinks {
             *self.counts.entry(rec.body.type_name()).or_default() += 1;
             for (name, w) in &mut self.writers {
                 if let Err(e) = w.write(&rec, &mut self.cgroups) {
-                    self.write_failed(name.clone(), &e);
+                    note_failure(&mut self.failed, name, "writing to", &e, 1);
                 }
             }
         }
@@ -28,25 +28,28 @@ impl Sinks {
     pub fn flush(&mut self) {
         for (name, w) in &mut self.writers {
             if let Err(e) = w.flush() {
-                let name = name.clone();
-                let first = !self.failed.contains_key(&name);
-                *self.failed.entry(name.clone()).or_default() += 0;
-                if first {
-                    eprintln!("tracer: flushing {name} failed: {e}; tracing goes on");
-                }
+                note_failure(&mut self.failed, name, "flushing", &e, 0);
             }
         }
-    }
-
-    fn write_failed(&mut self, name: String, e: &io::Error) {
-        let n = self.failed.entry(name.clone()).or_default();
-        if *n == 0 {
-            eprintln!("tracer: writing to {name} failed: {e}; tracing goes on and failed records are counted");
-        }
-        *n += 1;
     }
 
     pub fn total(&self) -> u64 {
         self.counts.values().sum()
     }
+}
+
+/// Says once per writer that it failed (tracing goes on), and counts records lost to it.
+fn note_failure(
+    failed: &mut BTreeMap<String, u64>,
+    name: &str,
+    doing: &str,
+    e: &io::Error,
+    records: u64,
+) {
+    if !failed.contains_key(name) {
+        eprintln!(
+            "tracer: {doing} {name} failed: {e}; tracing goes on and records that cannot be written are counted"
+        );
+    }
+    *failed.entry(name.to_string()).or_default() += records;
 }
