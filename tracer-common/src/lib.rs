@@ -31,8 +31,10 @@ pub mod kind {
     /// A thread-group leader's task_struct was freed (sched_process_free): the process
     /// is gone for good, however it was reaped.
     pub const FREE: u32 = 6;
+    /// fork/vfork/clone/clone3 returned an error.
+    pub const FORK_FAILED: u32 = 7;
     /// One past the largest kind: the size of the per-kind counter arrays.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
 
     /// A short name for each kind, for `lost` records and summaries.
     pub const fn name(kind: u32) -> &'static str {
@@ -43,6 +45,7 @@ pub mod kind {
             EXIT => "exit",
             WAIT => "wait",
             FREE => "free",
+            FORK_FAILED => "fork_failed",
             _ => "unknown",
         }
     }
@@ -172,6 +175,35 @@ pub struct WaitEvent {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkFailedEvent {
+    /// The task whose fork/clone failed.
+    pub header: Header,
+    /// Positive errno.
+    pub errno: u32,
+    pub _pad: u32,
+}
+
+/// Key of the in-kernel per-process fork counter (`FORKS` map): one process, by
+/// pid and start time, so pid reuse does not merge two forkers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ForkerKey {
+    pub start_ns: u64,
+    pub pid: u32,
+    pub _pad: u32,
+}
+
+/// Value of the `FORKS` map, per CPU: processes created by one process on that
+/// CPU, and its command name when it first forked there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkerStats {
+    pub count: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FreeEvent {
     /// The freed task (only thread-group leaders are sent).
     pub header: Header,
@@ -234,6 +266,8 @@ mod pod {
     // no padding (asserted below), so every bit pattern is a valid value.
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Header {}
+    unsafe impl aya::Pod for super::ForkerKey {}
+    unsafe impl aya::Pod for super::ForkerStats {}
 }
 
 const _: () = assert!(size_of::<Header>() == 64);
@@ -243,4 +277,7 @@ const _: () = assert!(size_of::<ExecFailedEvent>() == 64 + 8 + FILENAME_LEN);
 const _: () = assert!(size_of::<ExitEvent>() == 72);
 const _: () = assert!(size_of::<WaitEvent>() == 72);
 const _: () = assert!(size_of::<FreeEvent>() == 64);
+const _: () = assert!(size_of::<ForkFailedEvent>() == 72);
+const _: () = assert!(size_of::<ForkerKey>() == 16);
+const _: () = assert!(size_of::<ForkerStats>() == 24);
 const _: () = assert!(size_of::<Config>() == 32 * 4);

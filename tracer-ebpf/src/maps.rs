@@ -2,9 +2,9 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{EXEC_EVENT_MAX, kind};
+use tracer_common::{EXEC_EVENT_MAX, ForkerKey, ForkerStats, kind};
 
 /// All events, in the order they were reserved. The agent sets the real size
 /// (`--ring-size`) at load time; this is only the default.
@@ -15,6 +15,18 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// ring buffer does not report losses itself, so this is how none go unnoticed.
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(kind::COUNT, 0);
+
+/// Per CPU and per event kind: every event that happened, delivered or not, so
+/// totals stay right when the ring buffer overflows.
+#[map]
+pub static SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(kind::COUNT, 0);
+
+/// Processes created, per creating process and CPU: the top forkers, exact even
+/// when fork records are lost. Per CPU so increments need no atomics; LRU so a
+/// storm of one-shot forkers evicts the quiet ones, not the heavy ones.
+#[map]
+pub static FORKS: LruPerCpuHashMap<ForkerKey, ForkerStats> =
+    LruPerCpuHashMap::with_max_entries(16384, 0);
 
 /// clone flags seen at task_newtask, keyed by the new task's tid, until
 /// sched_process_fork picks them up (both run in the parent, in that order:
@@ -36,6 +48,15 @@ pub static WAITID_PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1
 /// before copying just the used part into the ring buffer.
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<[u8; EXEC_EVENT_MAX]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Counts an event of `kind`, whether or not its record gets through.
+#[inline(always)]
+pub fn count_seen(kind: u32) {
+    if let Some(slot) = SEEN.get_ptr_mut(kind) {
+        // Per-CPU slot: no other writer can race with this increment.
+        unsafe { *slot += 1 };
+    }
+}
 
 /// Counts a record the ring buffer could not take.
 #[inline(always)]

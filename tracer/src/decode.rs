@@ -7,11 +7,11 @@
 use std::mem::size_of;
 
 use tracer_common::{
-    ARGV_LEN, ExecEvent, ExecFailedEvent, ExitEvent, FILENAME_LEN, ForkEvent, FreeEvent, Header,
-    WaitEvent, exec_flags, exit_flags, header_flags, kind,
+    ARGV_LEN, ExecEvent, ExecFailedEvent, ExitEvent, FILENAME_LEN, ForkEvent, ForkFailedEvent,
+    FreeEvent, Header, WaitEvent, exec_flags, exit_flags, header_flags, kind,
 };
 
-use crate::event::{Comm, Event, EventKind, Exec, ExecFailed, Exit, Fork, Task, Wait};
+use crate::event::{Comm, Event, EventKind, Exec, ExecFailed, Exit, Fork, ForkFailed, Task, Wait};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -144,6 +144,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::FREE => {
             need::<FreeEvent>(bytes, h.kind)?;
             EventKind::Free
+        }
+        kind::FORK_FAILED => {
+            need::<ForkFailedEvent>(bytes, h.kind)?;
+            let e: ForkFailedEvent = read(bytes);
+            EventKind::ForkFailed(ForkFailed { errno: e.errno })
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };

@@ -151,6 +151,10 @@ pub fn resolve(btf: &Btf, tracefs: &Path, threads: bool) -> Result<Config, Kconf
         syscall("sys_exit_waitid")?,
         syscall("sys_exit_execve")?,
         syscall("sys_exit_execveat")?,
+        syscall("sys_exit_clone")?,
+        syscall("sys_exit_clone3")?,
+        syscall("sys_exit_fork")?,
+        syscall("sys_exit_vfork")?,
     ])?;
 
     Ok(Config {
@@ -452,6 +456,11 @@ mod tests {
                 ("sys_exit_waitid", ret(ret_offsets[1])),
                 ("sys_exit_execve", ret(ret_offsets[2])),
                 ("sys_exit_execveat", ret(ret_offsets[3])),
+                // The fork-family exits share the execveat offset in these fixtures.
+                ("sys_exit_clone", ret(ret_offsets[3])),
+                ("sys_exit_clone3", ret(ret_offsets[3])),
+                ("sys_exit_fork", ret(ret_offsets[3])),
+                ("sys_exit_vfork", ret(ret_offsets[3])),
             ];
             for (event, text) in files {
                 if Some(event) == skip {
@@ -621,7 +630,9 @@ mod tests {
             e.to_string(),
             "syscall exit tracepoints disagree on the offset of ret (syscalls/sys_exit_wait4 at 16, \
              syscalls/sys_exit_waitid at 16, syscalls/sys_exit_execve at 24, \
-             syscalls/sys_exit_execveat at 16): tracer reads one offset for all of them"
+             syscalls/sys_exit_execveat at 16, syscalls/sys_exit_clone at 16, \
+             syscalls/sys_exit_clone3 at 16, syscalls/sys_exit_fork at 16, \
+             syscalls/sys_exit_vfork at 16): tracer reads one offset for all of them"
         );
         drop(fs);
 

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use tracer_common::{Config, kind};
+use tracer_common::{Config, ForkerKey, ForkerStats, kind};
 
 use crate::{btf, kconfig, tracefs};
 
@@ -34,6 +34,10 @@ const SYSCALL_PROGRAMS: &[&str] = &[
     "sys_exit_wait4",
     "sys_enter_waitid",
     "sys_exit_waitid",
+    "sys_exit_fork",
+    "sys_exit_vfork",
+    "sys_exit_clone",
+    "sys_exit_clone3",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -86,25 +90,64 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub lost: PerCpuArray<MapData, u64>,
+    pub counters: Counters,
     pub config: Config,
     pub tracefs: PathBuf,
 }
 
-impl Loaded {
-    /// Total events lost so far, per kind (index = `tracer_common::kind`).
-    pub fn lost_totals(&self) -> Result<[u64; kind::COUNT as usize], LoadError> {
-        let mut out = [0u64; kind::COUNT as usize];
-        for (k, slot) in out.iter_mut().enumerate() {
-            let per_cpu = self
-                .lost
-                .get(&(k as u32), 0)
-                .map_err(|source| LoadError::Map {
-                    name: "LOST",
-                    source,
-                })?;
-            *slot = per_cpu.iter().sum();
-        }
-        Ok(out)
+/// Per-kind totals, indexed by `tracer_common::kind`.
+pub type KindTotals = [u64; kind::COUNT as usize];
+
+/// Sums a per-CPU, per-kind counter array (`LOST`, `SEEN`).
+pub fn kind_totals(map: &PerCpuArray<MapData, u64>) -> Result<KindTotals, aya::maps::MapError> {
+    let mut out = [0u64; kind::COUNT as usize];
+    for (k, slot) in out.iter_mut().enumerate() {
+        *slot = map.get(&(k as u32), 0)?.iter().sum();
+    }
+    Ok(out)
+}
+
+/// One process and how many processes it created, from the kernel's `FORKS` map.
+pub struct Forker {
+    pub key: ForkerKey,
+    pub comm: crate::event::Comm,
+    pub count: u64,
+}
+
+/// Counters kept in the kernel, exact even when records are lost.
+pub struct Counters {
+    /// Events that happened, per kind (`SEEN`).
+    pub seen: PerCpuArray<MapData, u64>,
+    /// Processes created per creating process (`FORKS`).
+    pub forks: PerCpuHashMap<MapData, ForkerKey, ForkerStats>,
+}
+
+impl Counters {
+    /// Events that happened, per kind.
+    pub fn seen_totals(&self) -> Result<KindTotals, aya::maps::MapError> {
+        kind_totals(&self.seen)
+    }
+
+    /// The processes that created the most processes, most first.
+    pub fn forkers(&self) -> Vec<Forker> {
+        let mut all: Vec<Forker> = self
+            .forks
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, per_cpu)| {
+                let comm = per_cpu
+                    .iter()
+                    .find(|s| s.count > 0)
+                    .map_or([0; 16], |s| s.comm);
+                Forker {
+                    key,
+                    comm: crate::event::Comm(comm),
+                    count: per_cpu.iter().map(|s| s.count).sum(),
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.pid.cmp(&b.key.pid)));
+        all
     }
 }
 
@@ -143,25 +186,26 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map_err(|source| LoadError::Program { name, source })?;
     }
 
-    let ring = ebpf
-        .take_map("EVENTS")
-        .ok_or(LoadError::MissingMap("EVENTS"))?;
-    let ring = RingBuf::try_from(ring).map_err(|source| LoadError::Map {
-        name: "EVENTS",
-        source,
-    })?;
-    let lost = ebpf.take_map("LOST").ok_or(LoadError::MissingMap("LOST"))?;
-    let lost = PerCpuArray::try_from(lost).map_err(|source| LoadError::Map {
-        name: "LOST",
-        source,
-    })?;
+    let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(map_err("EVENTS"))?;
+    let lost = PerCpuArray::try_from(take(&mut ebpf, "LOST")?).map_err(map_err("LOST"))?;
+    let seen = PerCpuArray::try_from(take(&mut ebpf, "SEEN")?).map_err(map_err("SEEN"))?;
+    let forks = PerCpuHashMap::try_from(take(&mut ebpf, "FORKS")?).map_err(map_err("FORKS"))?;
     Ok(Loaded {
         ebpf,
         ring,
         lost,
+        counters: Counters { seen, forks },
         config,
         tracefs,
     })
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
+    ebpf.take_map(name).ok_or(LoadError::MissingMap(name))
+}
+
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
+    move |source| LoadError::Map { name, source }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>

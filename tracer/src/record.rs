@@ -97,6 +97,11 @@ pub enum Body {
         reaper_comm: Option<Comm>,
         autoreap: bool,
     },
+    /// fork/vfork/clone/clone3 returned an error (EAGAIN from RLIMIT_NPROC or a
+    /// cgroup's pids.max, ENOMEM, ...): the subject is the process that tried.
+    ForkFailed {
+        errno: u32,
+    },
     /// Events the kernel could not deliver (ring buffer full).
     Lost {
         /// Event kind name (`fork`, `exec`, ...).
@@ -115,6 +120,7 @@ impl Body {
             Body::ExecFailed { .. } => "exec_failed",
             Body::Exit { .. } => "exit",
             Body::Reap { .. } => "reap",
+            Body::ForkFailed { .. } => "fork_failed",
             Body::Lost { .. } => "lost",
         }
     }

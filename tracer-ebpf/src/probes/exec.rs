@@ -9,7 +9,7 @@ use tracer_common::{ARGV_LEN, EXEC_EVENT_MAX, ExecEvent, FILENAME_LEN, exec_flag
 
 use crate::{
     config::conf,
-    maps::{EVENTS, EXEC_SCRATCH, count_lost},
+    maps::{EVENTS, EXEC_SCRATCH, count_lost, count_seen},
     task::{fill_header, read, read_ptr},
 };
 
@@ -79,6 +79,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         } else {
             total
         };
+        count_seen(kind::EXEC);
         let ret = bpf_ringbuf_output(
             (&raw const EVENTS).cast_mut().cast(),
             buf.as_mut_ptr().cast(),

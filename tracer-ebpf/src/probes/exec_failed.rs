@@ -13,7 +13,7 @@ use tracer_common::{ExecFailedEvent, FILENAME_LEN, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, EXEC_PENDING, count_lost},
+    maps::{EVENTS, EXEC_PENDING, count_lost, count_seen},
     task::fill_header,
 };
 
@@ -69,6 +69,7 @@ fn exit(ctx: &TracePointContext) {
     if ret >= 0 {
         return;
     }
+    count_seen(kind::EXEC_FAILED);
     let Some(mut entry) = EVENTS.reserve::<ExecFailedEvent>(0) else {
         count_lost(kind::EXEC_FAILED);
         return;

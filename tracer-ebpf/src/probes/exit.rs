@@ -5,7 +5,7 @@ use tracer_common::{ExitEvent, exit_flags, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, count_lost},
+    maps::{EVENTS, count_lost, count_seen},
     task::{fill_header, read, read_ptr},
 };
 
@@ -52,6 +52,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
                 flags |= exit_flags::AUTOREAP;
             }
         }
+        count_seen(kind::EXIT);
         let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
             count_lost(kind::EXIT);
             return 0;

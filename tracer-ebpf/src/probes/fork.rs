@@ -1,14 +1,15 @@
 //! sched/sched_process_fork: a new process (or, with `threads`, a new thread).
 
 use aya_ebpf::{
-    helpers::generated::bpf_get_current_pid_tgid, macros::btf_tracepoint,
+    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel},
+    macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use tracer_common::{ForkEvent, kind};
+use tracer_common::{COMM_LEN, ForkEvent, ForkerKey, ForkerStats, kind};
 
 use crate::{
     config::conf,
-    maps::{CLONE_FLAGS, EVENTS, count_lost},
+    maps::{CLONE_FLAGS, EVENTS, FORKS, count_lost, count_seen},
     task::{fill_header, read, read_ptr},
 };
 
@@ -36,6 +37,10 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
             }
             None => 0,
         };
+        count_seen(kind::FORK);
+        if tid == tgid {
+            count_forker();
+        }
         let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
             count_lost(kind::FORK);
             return 0;
@@ -53,4 +58,34 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         entry.submit(0);
     }
     0
+}
+
+/// Adds one to the creating process's entry in `FORKS`.
+#[inline(always)]
+unsafe fn count_forker() {
+    unsafe {
+        let current = bpf_get_current_task() as *const u8;
+        let leader = read_ptr(current, conf!(task_group_leader));
+        let key = ForkerKey {
+            start_ns: read::<u64>(leader, conf!(task_start_boottime)),
+            pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+            _pad: 0,
+        };
+        match FORKS.get_ptr_mut(&key) {
+            // This CPU's slot: no other writer can race with this increment.
+            Some(stats) => (*stats).count += 1,
+            None => {
+                let mut stats = ForkerStats {
+                    count: 1,
+                    comm: [0; COMM_LEN],
+                };
+                bpf_probe_read_kernel(
+                    stats.comm.as_mut_ptr().cast(),
+                    COMM_LEN as u32,
+                    current.wrapping_add(conf!(task_comm) as usize).cast(),
+                );
+                let _ = FORKS.insert(&key, &stats, 0);
+            }
+        }
+    }
 }

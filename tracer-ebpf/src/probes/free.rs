@@ -5,7 +5,7 @@ use tracer_common::{FreeEvent, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, count_lost},
+    maps::{EVENTS, count_lost, count_seen},
     task::{fill_header, read},
 };
 
@@ -25,6 +25,7 @@ pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
         if tid != tgid {
             return 0;
         }
+        count_seen(kind::FREE);
         let Some(mut entry) = EVENTS.reserve::<FreeEvent>(0) else {
             count_lost(kind::FREE);
             return 0;

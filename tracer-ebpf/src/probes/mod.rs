@@ -3,6 +3,7 @@ mod exec;
 mod exec_failed;
 mod exit;
 mod fork;
+mod fork_failed;
 mod free;
 mod newtask;
 mod wait;

@@ -9,7 +9,7 @@ use tracer_common::{WaitEvent, kind, wait_syscall};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, WAITID_PENDING, count_lost},
+    maps::{EVENTS, WAITID_PENDING, count_lost, count_seen},
     task::fill_header,
 };
 
@@ -85,6 +85,7 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn emit(child_pid: u32, syscall: u32) {
+    count_seen(kind::WAIT);
     let Some(mut entry) = EVENTS.reserve::<WaitEvent>(0) else {
         count_lost(kind::WAIT);
         return;

@@ -69,6 +69,14 @@ pub enum EventKind {
     Wait(Wait),
     /// `task` is a freed thread-group leader: the process is gone, reaped or not.
     Free,
+    /// `task` tried to create a process or thread and the syscall failed.
+    ForkFailed(ForkFailed),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForkFailed {
+    /// Positive errno.
+    pub errno: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

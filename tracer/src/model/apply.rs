@@ -1,6 +1,6 @@
 //! One handler per kernel event kind.
 
-use crate::event::{Event, Exec, ExecFailed, Exit, ExitStatus, Fork, Task, Wait};
+use crate::event::{Event, Exec, ExecFailed, Exit, ExitStatus, Fork, ForkFailed, Task, Wait};
 use crate::record::{Body, ProcId, Record};
 
 use super::Model;
@@ -213,6 +213,20 @@ impl Model {
             errno: x.errno,
         };
         self.push(out, ev.ktime_ns, id, task, body);
+    }
+
+    pub(super) fn fork_failed(&mut self, ev: &Event, x: &ForkFailed, out: &mut Vec<Record>) {
+        let task = &ev.task;
+        let Some(id) = self.live_task_proc(task, ev.ktime_ns) else {
+            return;
+        };
+        self.push(
+            out,
+            ev.ktime_ns,
+            id,
+            task,
+            Body::ForkFailed { errno: x.errno },
+        );
     }
 
     pub(super) fn exit(&mut self, ev: &Event, x: &Exit, out: &mut Vec<Record>) {

@@ -238,6 +238,7 @@ impl Model {
             EventKind::Exit(x) => self.exit(ev, x, out),
             EventKind::Wait(w) => self.wait(ev, w, out),
             EventKind::Free => self.free(ev, out),
+            EventKind::ForkFailed(x) => self.fork_failed(ev, x, out),
         }
     }
 

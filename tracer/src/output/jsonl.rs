@@ -202,6 +202,10 @@ fn encode(
             boolean(out, "argv_truncated", *argv_truncated);
             opt_num(out, "old_tid", old_tid.map(u64::from));
         }
+        Body::ForkFailed { errno } => {
+            num(out, "errno", u64::from(*errno));
+            opt_string(out, "error", errno_name(*errno).map(str::as_bytes));
+        }
         Body::ExecFailed { filename, errno } => {
             string(out, "filename", filename);
             num(out, "errno", u64::from(*errno));

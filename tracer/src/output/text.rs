@@ -79,6 +79,7 @@ fn label_and_color(rec: &Record) -> (&'static str, &'static str) {
         Body::Fork { .. } => ("fork", "32"),
         Body::Exec { .. } => ("exec", "36"),
         Body::ExecFailed { .. } => ("exec-fail", "31"),
+        Body::ForkFailed { .. } => ("fork-fail", "1;31"),
         Body::Exit {
             signal: Some(_), ..
         } => ("exit", "1;33"),
@@ -253,6 +254,17 @@ fn format_line(out: &mut Vec<u8>, rec: &Record, realtime_offset_ns: i128, color:
                 out.extend_from_slice(b"  (exec by thread ");
                 push_u64(out, u64::from(*t));
                 out.push(b')');
+            }
+        }
+        Body::ForkFailed { errno } => {
+            pid_comm(out);
+            out.extend_from_slice(b"  fork failed: ");
+            match errno_name(*errno) {
+                Some(name) => out.extend_from_slice(name.as_bytes()),
+                None => {
+                    out.extend_from_slice(b"errno ");
+                    push_u64(out, u64::from(*errno));
+                }
             }
         }
         Body::ExecFailed { filename, errno } => {

@@ -2,6 +2,7 @@
 
 mod command;
 mod sinks;
+mod summary;
 
 use std::{
     fs::OpenOptions,
@@ -26,10 +27,10 @@ use crate::{
     model::{Model, ModelConfig},
     output::{JsonlWriter, RunInfo, TextWriter, Writer},
     procfs,
-    record::Record,
+    record::{ProcId, Record},
 };
 
-use self::{command::Spawned, sinks::Sinks};
+use self::{command::Spawned, sinks::Sinks, summary::Summary};
 
 /// How often drop counters are read and writers are flushed at the latest.
 const TICK: Duration = Duration::from_millis(200);
@@ -37,6 +38,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// After the command's whole tree is gone, how long to wait for its last events
 /// to come through the ring buffer.
 const TAIL_GRACE: Duration = Duration::from_secs(2);
+/// How many of the busiest forkers the summary names.
+const TOP_FORKERS: usize = 5;
 
 pub fn run_blocking(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -102,6 +105,7 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
         cgroups: CgroupResolver::new(),
         counts: Default::default(),
         failed: Default::default(),
+        fork_parents: None,
     })
 }
 
@@ -117,6 +121,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let info = RunInfo::current().context("reading the host name, boot id and clocks")?;
     // Open outputs before loading anything, so a bad path fails fast.
     let mut sinks = make_sinks(args, &info)?;
+    if !args.pids.is_empty() || !args.command.is_empty() {
+        sinks.fork_parents = Some(Default::default());
+    }
 
     let loaded = loader::load(&LoadOptions {
         ring_size: args.ring_size,
@@ -132,6 +139,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let loader::Loaded {
         ring,
         lost,
+        counters,
         ebpf: _programs,
         ..
     } = loaded;
@@ -246,14 +254,39 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     sinks.write_all(&mut records);
     sinks.flush();
 
-    let lost_total: u64 = lost_reader.seen.iter().sum();
-    summary(
-        &sinks,
-        &lost_reader.seen,
-        lost_total,
+    let top_forkers = counters
+        .forkers()
+        .into_iter()
+        // Following a tree: only its members count.
+        .filter(|f| {
+            sinks
+                .fork_parents
+                .as_ref()
+                .is_none_or(|set| set.contains(&ProcId::from_start_ns(f.key.pid, f.key.start_ns)))
+        })
+        .take(TOP_FORKERS)
+        .map(|f| {
+            (
+                format!(
+                    "{} {}",
+                    f.key.pid,
+                    String::from_utf8_lossy(f.comm.as_bytes())
+                ),
+                f.count,
+            )
+        })
+        .collect();
+    let text = Summary {
+        elapsed: started.elapsed(),
+        records: &sinks.counts,
+        lost: lost_reader.seen,
+        seen: counters.seen_totals().ok(),
         decode_errors,
-        started.elapsed(),
-    );
+        failed: &sinks.failed,
+        top_forkers,
+    }
+    .render();
+    eprint!("{text}");
 
     let code = match (end, &spawned) {
         (_, Some(s)) if s.status.is_some() => s.exit_code().unwrap_or(1),
@@ -296,50 +329,14 @@ struct LostReader {
 
 impl LostReader {
     fn poll(&mut self, model: &mut Model, records: &mut Vec<Record>) {
-        for k in 0..kind::COUNT {
-            let Ok(per_cpu) = self.map.get(&k, 0) else {
-                continue;
-            };
-            let total: u64 = per_cpu.iter().sum();
-            let seen = &mut self.seen[k as usize];
+        let Ok(totals) = loader::kind_totals(&self.map) else {
+            return;
+        };
+        for (k, (&total, seen)) in totals.iter().zip(self.seen.iter_mut()).enumerate() {
             if total > *seen {
-                model.lost(k, total - *seen, boottime_ns(), records);
+                model.lost(k as u32, total - *seen, boottime_ns(), records);
                 *seen = total;
             }
         }
     }
-}
-
-fn summary(sinks: &Sinks, lost: &[u64], lost_total: u64, decode_errors: u64, elapsed: Duration) {
-    let mut line = format!(
-        "tracer: {:.1} s, {} records",
-        elapsed.as_secs_f64(),
-        sinks.total()
-    );
-    if !sinks.counts.is_empty() {
-        let parts: Vec<String> = sinks
-            .counts
-            .iter()
-            .map(|(t, n)| format!("{t} {n}"))
-            .collect();
-        line.push_str(&format!(" ({})", parts.join(", ")));
-    }
-    line.push_str(&format!(", {lost_total} events lost"));
-    if lost_total > 0 {
-        let parts: Vec<String> = (0..kind::COUNT)
-            .filter(|&k| lost[k as usize] > 0)
-            .map(|k| format!("{} {}", kind::name(k), lost[k as usize]))
-            .collect();
-        line.push_str(&format!(
-            " ({}; try a larger --ring-size)",
-            parts.join(", ")
-        ));
-    }
-    if decode_errors > 0 {
-        line.push_str(&format!(", {decode_errors} malformed records skipped"));
-    }
-    for (name, n) in &sinks.failed {
-        line.push_str(&format!(", {n} records not written to {name}"));
-    }
-    eprintln!("{line}");
 }

@@ -1,0 +1,68 @@
+//! syscalls/sys_exit_{fork,vfork,clone,clone3}: process or thread creation that failed.
+//!
+//! A failed fork never reaches sched_process_fork, and it is the clearest sign of
+//! a fork bomb: EAGAIN once RLIMIT_NPROC or a cgroup's pids.max is reached
+//! (kernel/fork.c copy_process), ENOMEM when memory runs out.
+
+use aya_ebpf::{
+    helpers::generated::bpf_get_current_task, macros::tracepoint, programs::TracePointContext,
+};
+use tracer_common::{ForkFailedEvent, kind};
+
+use crate::{
+    config::conf,
+    maps::{EVENTS, count_lost, count_seen},
+    task::fill_header,
+};
+
+#[tracepoint]
+pub fn sys_exit_fork(ctx: TracePointContext) -> u32 {
+    check(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_vfork(ctx: TracePointContext) -> u32 {
+    check(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_clone(ctx: TracePointContext) -> u32 {
+    check(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_clone3(ctx: TracePointContext) -> u32 {
+    check(&ctx);
+    0
+}
+
+/// In the parent, fork-family syscalls return the child's pid, or a negative
+/// errno on failure; the child returns 0.
+#[inline(always)]
+fn check(ctx: &TracePointContext) {
+    if conf!(ready) == 0 {
+        return;
+    }
+    let Ok(ret) = (unsafe { ctx.read_at::<i64>(conf!(sys_exit_ret) as usize) }) else {
+        return;
+    };
+    if ret >= 0 {
+        return;
+    }
+    count_seen(kind::FORK_FAILED);
+    let Some(mut entry) = EVENTS.reserve::<ForkFailedEvent>(0) else {
+        count_lost(kind::FORK_FAILED);
+        return;
+    };
+    unsafe {
+        let ev = &mut *entry.as_mut_ptr();
+        let task = bpf_get_current_task() as *const u8;
+        fill_header(&mut ev.header, kind::FORK_FAILED, task, true);
+        ev.errno = (-ret) as u32;
+        ev._pad = 0;
+    }
+    entry.submit(0);
+}
