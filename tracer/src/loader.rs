@@ -137,7 +137,7 @@ impl Counters {
             .map(|(key, per_cpu)| {
                 let comm = per_cpu
                     .iter()
-                    .find(|s| s.count > 0)
+                    .find(|s| s.comm[0] != 0)
                     .map_or([0; 16], |s| s.comm);
                 Forker {
                     key,

@@ -71,19 +71,27 @@ unsafe fn count_forker() {
             pid: (bpf_get_current_pid_tgid() >> 32) as u32,
             _pad: 0,
         };
+        let comm_src = current.wrapping_add(conf!(task_comm) as usize).cast();
         match FORKS.get_ptr_mut(&key) {
-            // This CPU's slot: no other writer can race with this increment.
-            Some(stats) => (*stats).count += 1,
+            // This CPU's slot: no other writer can race with it. An entry inserted
+            // on another CPU leaves this CPU's slot zeroed: fill in the name then.
+            Some(stats) => {
+                let stats = &mut *stats;
+                if stats.count == 0 {
+                    bpf_probe_read_kernel(
+                        stats.comm.as_mut_ptr().cast(),
+                        COMM_LEN as u32,
+                        comm_src,
+                    );
+                }
+                stats.count += 1;
+            }
             None => {
                 let mut stats = ForkerStats {
                     count: 1,
                     comm: [0; COMM_LEN],
                 };
-                bpf_probe_read_kernel(
-                    stats.comm.as_mut_ptr().cast(),
-                    COMM_LEN as u32,
-                    current.wrapping_add(conf!(task_comm) as usize).cast(),
-                );
+                bpf_probe_read_kernel(stats.comm.as_mut_ptr().cast(), COMM_LEN as u32, comm_src);
                 let _ = FORKS.insert(&key, &stats, 0);
             }
         }

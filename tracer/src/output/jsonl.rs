@@ -622,6 +622,7 @@ mod tests {
                 kind: "exec",
                 count: 1,
             },
+            Body::ForkFailed { errno: 11 },
         ];
         let n_types = samples.len();
         let written = roundtrip(&samples.map(rec));
