@@ -11,7 +11,8 @@ EXAMPLES:
     tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
     tracer watch -p 1234                      # follow process 1234 and everything it starts
     tracer watch --threads --duration 30s     # include threads, stop after 30 seconds
-    tracer watch --format jsonl | jq .        # JSON Lines on stdout";
+    tracer watch --format jsonl | jq .        # JSON Lines on stdout
+    tracer watch --storm-rate 50              # alert on fork storms above 50 forks/s";
 
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
@@ -72,10 +73,67 @@ pub struct WatchArgs {
     /// When to colour the text lines.
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
     /// Run COMMAND and follow its whole process tree, including orphans that outlive it;
     /// tracer exits with COMMAND's exit status once the last of them is gone.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// When `watch` raises `alert` records (docs/events.md); each is raised once per
+/// episode, which ends after the condition has been false for `--alert-quiet`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Alerts")]
+pub struct AlertArgs {
+    /// Raise no alerts.
+    #[arg(long)]
+    pub no_alerts: bool,
+    /// Fork storm: a parent (or the processes of one cgroup) creating more than N processes per second...
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub storm_rate: u64,
+    /// ...for this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
+    pub storm_for: Duration,
+    /// Zombie build-up: a parent holding more than N unreaped zombies...
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub zombie_max: u64,
+    /// ...or a zombie older than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub zombie_age: Duration,
+    /// Crash loop: the same executable under the same parent exiting non-zero or by a signal N times...
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub crash_count: u32,
+    /// ...within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub crash_window: Duration,
+    /// Fork failures: N failed forks by one user's processes in one cgroup...
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub fork_fail_count: u32,
+    /// ...within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub fork_fail_window: Duration,
+    /// An alert's episode ends (an `alert_end` record) once its condition has been false this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub alert_quiet: Duration,
+}
+
+impl AlertArgs {
+    /// The alert engine's thresholds; `None` with `--no-alerts`.
+    pub fn config(&self) -> Option<crate::alerts::Config> {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        (!self.no_alerts).then(|| crate::alerts::Config {
+            storm_rate: self.storm_rate,
+            storm_for_ns: ns(self.storm_for),
+            zombie_max: self.zombie_max,
+            zombie_age_ns: ns(self.zombie_age),
+            crash_count: self.crash_count,
+            crash_window_ns: ns(self.crash_window),
+            fork_fail_count: self.fork_fail_count,
+            fork_fail_window_ns: ns(self.fork_fail_window),
+            quiet_ns: ns(self.alert_quiet),
+        })
+    }
 }
 
 /// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
@@ -194,6 +252,83 @@ mod tests {
             parse(&["watch", "-p", "1", "-p", "2"]).unwrap().pids,
             vec![1, 2]
         );
+    }
+
+    #[test]
+    fn alert_defaults_are_the_engine_defaults() {
+        let w = parse(&["watch"]).unwrap();
+        assert_eq!(w.alerts.config(), Some(crate::alerts::Config::default()));
+        assert_eq!(
+            parse(&["watch", "--no-alerts"]).unwrap().alerts.config(),
+            None
+        );
+    }
+
+    #[test]
+    fn alert_flags() {
+        let w = parse(&[
+            "watch",
+            "--storm-rate",
+            "50",
+            "--storm-for",
+            "1500ms",
+            "--zombie-max",
+            "0",
+            "--zombie-age",
+            "2m",
+            "--crash-count",
+            "3",
+            "--crash-window",
+            "10s",
+            "--fork-fail-count",
+            "1",
+            "--fork-fail-window",
+            "1s",
+            "--alert-quiet",
+            "2s",
+            "--",
+            "make",
+            "--storm-rate",
+            "7",
+        ])
+        .unwrap();
+        let c = w.alerts.config().unwrap();
+        assert_eq!(
+            c,
+            crate::alerts::Config {
+                storm_rate: 50,
+                storm_for_ns: 1_500_000_000,
+                zombie_max: 0,
+                zombie_age_ns: 120_000_000_000,
+                crash_count: 3,
+                crash_window_ns: 10_000_000_000,
+                fork_fail_count: 1,
+                fork_fail_window_ns: 1_000_000_000,
+                quiet_ns: 2_000_000_000,
+            }
+        );
+        assert_eq!(w.command, vec!["make", "--storm-rate", "7"]);
+    }
+
+    #[test]
+    fn bad_alert_flags_are_refused() {
+        for bad in [
+            &["watch", "--storm-rate", "0"][..],
+            &["watch", "--storm-rate=-5"],
+            &["watch", "--storm-rate", "fast"],
+            &["watch", "--storm-for", "0s"],
+            &["watch", "--zombie-age", "soon"],
+            &["watch", "--crash-count", "0"],
+            &["watch", "--fork-fail-count", "1000001"],
+            &["watch", "--alert-quiet", "5x"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}: {e}"
+            );
+        }
     }
 
     #[test]

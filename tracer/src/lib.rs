@@ -1,4 +1,5 @@
 //! tracer: the userspace agent. `main.rs` only calls [`cli::main`].
+pub mod alerts;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;

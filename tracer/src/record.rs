@@ -102,6 +102,9 @@ pub enum Body {
     ForkFailed {
         errno: u32,
     },
+    /// A pattern the alert engine ([`crate::alerts`]) watches for began (`alert`)
+    /// or ended (`alert_end`). The subject is the culprit.
+    Alert(Alert),
     /// Events the kernel could not deliver (ring buffer full).
     Lost {
         /// Event kind name (`fork`, `exec`, ...).
@@ -121,7 +124,92 @@ impl Body {
             Body::Exit { .. } => "exit",
             Body::Reap { .. } => "reap",
             Body::ForkFailed { .. } => "fork_failed",
+            Body::Alert(a) if a.end => "alert_end",
+            Body::Alert(_) => "alert",
             Body::Lost { .. } => "lost",
         }
     }
+}
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertKind {
+    /// A process (or the processes of one cgroup) created children faster than
+    /// the threshold, for longer than the threshold.
+    ForkStorm,
+    /// A parent holds too many unreaped zombies, or one too old.
+    ZombieBuildup,
+    /// The same executable under the same parent kept failing.
+    CrashLoop,
+    /// fork/clone kept failing (a process limit, or memory, ran out).
+    ForkFailures,
+}
+
+impl AlertKind {
+    /// The `alert` field in JSON Lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::ForkStorm => "fork_storm",
+            AlertKind::ZombieBuildup => "zombie_buildup",
+            AlertKind::CrashLoop => "crash_loop",
+            AlertKind::ForkFailures => "fork_failures",
+        }
+    }
+
+    /// For people: how a message starts.
+    pub fn title(self) -> &'static str {
+        match self {
+            AlertKind::ForkStorm => "fork storm",
+            AlertKind::ZombieBuildup => "zombie build-up",
+            AlertKind::CrashLoop => "crash loop",
+            AlertKind::ForkFailures => "fork failures",
+        }
+    }
+}
+
+/// Another process an alert names (the culprit's parent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertProc {
+    pub pid: u32,
+    pub proc_id: ProcId,
+    pub comm: Comm,
+    pub filename: Option<Vec<u8>>,
+}
+
+/// How one process of a crash loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertExit {
+    pub exit_code: Option<u8>,
+    pub signal: Option<u8>,
+}
+
+/// One alert episode starting or ending (see docs/events.md, `alert`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    /// The episode ended (`alert_end`); false when it begins (`alert`).
+    pub end: bool,
+    /// What was counted together: `process`, `cgroup`, `parent_executable`, `user_cgroup`.
+    pub scope: &'static str,
+    /// When the condition began to hold (ktime ns).
+    pub since_ns: u64,
+    /// The culprit's executable and arguments, as last seen.
+    pub filename: Option<Vec<u8>>,
+    pub argv: Vec<Vec<u8>>,
+    /// The culprit's parent, when known.
+    pub parent: Option<AlertProc>,
+    /// The numbers that tripped it (or, at the end, that sum the episode up),
+    /// name (with its unit) and value.
+    pub figures: Vec<(&'static str, u64)>,
+    /// Executables involved and how many processes ran each, most first: a fork
+    /// storm's children.
+    pub executables: Vec<(Option<Vec<u8>>, u64)>,
+    /// A crash loop's last exits, oldest first.
+    pub exits: Vec<AlertExit>,
+    /// A fork failure burst's (most frequent) errno.
+    pub errno: Option<u32>,
+    /// The message after the culprit's name, e.g. `forked 2,310/s for 5 s`; the
+    /// writers put the kind, the culprit and its cgroup in front
+    /// ([`crate::alerts::message`]).
+    pub what: String,
 }

@@ -12,7 +12,7 @@ use super::names::{errno_name, signal_name};
 use super::time::push_rfc3339;
 use super::{RunInfo, push_u64};
 use crate::cgroup::CgroupResolver;
-use crate::record::{Body, ProcId, Record};
+use crate::record::{Alert, Body, ProcId, Record};
 
 pub struct JsonlWriter<W: Write> {
     out: BufWriter<W>,
@@ -248,8 +248,88 @@ fn encode(
             num(out, "count", *count);
             string(out, "kind", kind.as_bytes());
         }
+        Body::Alert(a) => {
+            let cgroup = rec.subject.as_ref().and_then(|s| cgroups.path(s.cgroup_id));
+            let msg = crate::alerts::message(a, rec.subject.as_ref(), cgroup);
+            alert(out, a, &msg);
+        }
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// The fields of `alert` and `alert_end` records (docs/events.md).
+fn alert(out: &mut Vec<u8>, a: &Alert, message: &[u8]) {
+    string(out, "alert", a.kind.name().as_bytes());
+    string(out, "scope", a.scope.as_bytes());
+    num(out, "since_ktime_ns", a.since_ns);
+    opt_string(out, "filename", a.filename.as_deref());
+    argv(out, &a.argv);
+    key(out, "parent");
+    match &a.parent {
+        Some(p) => {
+            out.extend_from_slice(b"{\"pid\":");
+            push_u64(out, u64::from(p.pid));
+            out.extend_from_slice(b",\"proc_id\":");
+            proc_id_value(out, p.proc_id);
+            string(out, "comm", p.comm.as_bytes());
+            opt_string(out, "filename", p.filename.as_deref());
+            out.push(b'}');
+        }
+        None => null(out),
+    }
+    key(out, "figures");
+    out.push(b'{');
+    for (i, (name, n)) in a.figures.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        escape_bytes_into(out, name.as_bytes());
+        out.push(b':');
+        push_u64(out, *n);
+    }
+    out.push(b'}');
+    key(out, "executables");
+    out.push(b'[');
+    for (i, (filename, count)) in a.executables.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"filename\":");
+        match filename {
+            Some(f) => escape_bytes_into(out, f),
+            None => null(out),
+        }
+        num(out, "count", *count);
+        out.push(b'}');
+    }
+    out.push(b']');
+    key(out, "exits");
+    out.push(b'[');
+    for (i, e) in a.exits.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"exit_code\":");
+        match e.exit_code {
+            Some(c) => push_u64(out, u64::from(c)),
+            None => null(out),
+        }
+        opt_num(out, "signal", e.signal.map(u64::from));
+        opt_string(
+            out,
+            "signal_name",
+            e.signal.and_then(signal_name).map(str::as_bytes),
+        );
+        out.push(b'}');
+    }
+    out.push(b']');
+    opt_num(out, "errno", a.errno.map(u64::from));
+    opt_string(
+        out,
+        "error",
+        a.errno.and_then(errno_name).map(str::as_bytes),
+    );
+    string(out, "message", message);
 }
 
 #[cfg(test)]
@@ -257,7 +337,7 @@ mod tests {
     use super::*;
     use crate::event::Comm;
     use crate::output::escape::unescape;
-    use crate::record::Subject;
+    use crate::record::{AlertExit, AlertKind, AlertProc, Subject};
     use serde_json::{Value, json};
 
     const OFFSET: i128 = 1_795_000_000_000_000_000; // 2026-11-18T11:06:40Z at ktime 0
@@ -574,6 +654,83 @@ mod tests {
         assert_eq!(v["cgroup_id"], json!(root_id));
     }
 
+    fn sample_alert(end: bool) -> Alert {
+        Alert {
+            kind: AlertKind::CrashLoop,
+            end,
+            scope: "parent_executable",
+            since_ns: 1_500_000_000,
+            filename: Some(b"/usr/sbin/w\xff".to_vec()),
+            argv: vec![b"w".to_vec(), b"-d".to_vec()],
+            parent: Some(AlertProc {
+                pid: 1,
+                proc_id: ProcId {
+                    pid: 1,
+                    start_ticks: 3,
+                },
+                comm: Comm::new(b"systemd"),
+                filename: None,
+            }),
+            figures: vec![("crashes", 5), ("median_lifetime_ns", 120_000_000)],
+            executables: vec![(Some(b"/bin/true".to_vec()), 7), (None, 2)],
+            exits: vec![
+                AlertExit {
+                    exit_code: Some(1),
+                    signal: None,
+                },
+                AlertExit {
+                    exit_code: None,
+                    signal: Some(11),
+                },
+            ],
+            errno: Some(11),
+            what: "failed 5 times".into(),
+        }
+    }
+
+    #[test]
+    fn alert_record() {
+        let m = one(Body::Alert(sample_alert(false)));
+        assert_eq!(
+            per_type(m, "alert"),
+            json!({
+                "alert": "crash_loop",
+                "scope": "parent_executable",
+                "since_ktime_ns": 1_500_000_000u64,
+                "filename": "/usr/sbin/w\\xff",
+                "argv": ["w", "-d"],
+                "parent": {"pid": 1, "proc_id": "1-3", "comm": "systemd", "filename": null},
+                "figures": {"crashes": 5, "median_lifetime_ns": 120_000_000},
+                "executables": [{"filename": "/bin/true", "count": 7}, {"filename": null, "count": 2}],
+                "exits": [
+                    {"exit_code": 1, "signal": null, "signal_name": null},
+                    {"exit_code": null, "signal": 11, "signal_name": "SIGSEGV"}
+                ],
+                "errno": 11,
+                "error": "EAGAIN",
+                "message": "crash loop: 1240 bash (/usr/sbin/w\\xff) failed 5 times"
+            })
+        );
+        let mut a = sample_alert(true);
+        a.parent = None;
+        a.figures.clear();
+        a.executables.clear();
+        a.exits.clear();
+        a.errno = None;
+        a.filename = None;
+        let m = one(Body::Alert(a));
+        let v = per_type(m, "alert_end");
+        assert_eq!(v["parent"], Value::Null);
+        assert_eq!(v["figures"], json!({}));
+        assert_eq!(v["executables"], json!([]));
+        assert_eq!(v["exits"], json!([]));
+        assert_eq!((&v["errno"], &v["error"]), (&Value::Null, &Value::Null));
+        assert_eq!(
+            v["message"],
+            json!("crash loop over: 1240 bash failed 5 times")
+        );
+    }
+
     /// The examples in docs/events.md have exactly the fields the writer writes
     /// (compared as sets), so the document cannot drift from the code.
     #[test]
@@ -623,6 +780,8 @@ mod tests {
                 count: 1,
             },
             Body::ForkFailed { errno: 11 },
+            Body::Alert(sample_alert(false)),
+            Body::Alert(sample_alert(true)),
         ];
         let n_types = samples.len();
         let written = roundtrip(&samples.map(rec));

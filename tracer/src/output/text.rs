@@ -6,6 +6,7 @@
 //! 04:13:22.125100  exit         1240 ls  code=0 lifetime=1.1ms
 //! 04:13:22.125200  reap         1240 ls  by 1234 bash after 100.0us
 //! 04:13:23.000000  lost           12 exec events (ring buffer full)
+//! 04:13:30.000000  ALERT     fork storm: 1234 bash (/usr/bin/bash) forked 2,310/s for 5.0 s (...)
 //! ```
 //!
 //! Times are UTC. Strings from the kernel are shown with control characters and
@@ -47,11 +48,20 @@ impl<W: Write> TextWriter<W> {
         }
     }
 
-    /// Writes one line. Cgroups are not shown in this format; the parameter keeps
-    /// the API the same as [`super::JsonlWriter::write`].
-    pub fn write(&mut self, rec: &Record, _cgroups: &mut CgroupResolver) -> io::Result<()> {
+    /// Writes one line. Cgroups are shown only in alerts, which name the culprit's.
+    pub fn write(&mut self, rec: &Record, cgroups: &mut CgroupResolver) -> io::Result<()> {
         self.line.clear();
-        format_line(&mut self.line, rec, self.realtime_offset_ns, self.color);
+        let cgroup = match (&rec.body, &rec.subject) {
+            (Body::Alert(_), Some(s)) => cgroups.path(s.cgroup_id),
+            _ => None,
+        };
+        format_line(
+            &mut self.line,
+            rec,
+            cgroup,
+            self.realtime_offset_ns,
+            self.color,
+        );
         self.out.write_all(&self.line)?;
         self.written += 1;
         Ok(())
@@ -86,6 +96,8 @@ fn label_and_color(rec: &Record) -> (&'static str, &'static str) {
         Body::Exit { .. } => ("exit", "33"),
         Body::Reap { .. } => ("reap", "35"),
         Body::Lost { .. } => ("lost", "1;31"),
+        Body::Alert(a) if a.end => ("alert-end", "1;33"),
+        Body::Alert(_) => ("ALERT", "1;31"),
     }
 }
 
@@ -166,7 +178,14 @@ pub fn push_duration(out: &mut Vec<u8>, ns: u64) {
     out.extend_from_slice(unit.as_bytes());
 }
 
-fn format_line(out: &mut Vec<u8>, rec: &Record, realtime_offset_ns: i128, color: bool) {
+/// `cgroup`: the subject's cgroup path, for alerts.
+fn format_line(
+    out: &mut Vec<u8>,
+    rec: &Record,
+    cgroup: Option<&str>,
+    realtime_offset_ns: i128,
+    color: bool,
+) {
     push_time_of_day_us(out, i128::from(rec.ktime_ns) + realtime_offset_ns);
     out.extend_from_slice(b"  ");
     let (label, code) = label_and_color(rec);
@@ -349,6 +368,18 @@ fn format_line(out: &mut Vec<u8>, rec: &Record, realtime_offset_ns: i128, color:
             out.push(b' ');
             out.extend_from_slice(kind.as_bytes());
             out.extend_from_slice(b" events (ring buffer full)");
+        }
+        Body::Alert(a) => {
+            // The whole message stands out, not only the label: it is what the
+            // person watching needs to see.
+            let highlight = color && !a.end;
+            if highlight {
+                out.extend_from_slice(b"\x1b[1;31m");
+            }
+            escape_text_into(out, &crate::alerts::message(a, s, cgroup));
+            if highlight {
+                out.extend_from_slice(b"\x1b[0m");
+            }
         }
     }
     out.push(b'\n');
@@ -574,6 +605,59 @@ mod tests {
             line(None, body),
             format!("{T}  lost           12 exec events (ring buffer full)\n")
         );
+    }
+
+    fn storm_alert(end: bool) -> Body {
+        Body::Alert(crate::record::Alert {
+            kind: crate::record::AlertKind::ForkStorm,
+            end,
+            scope: "process",
+            since_ns: 0,
+            filename: Some(b"/usr/bin/bash".to_vec()),
+            argv: vec![b"bash".to_vec()],
+            parent: None,
+            figures: vec![("rate_per_s", 2310)],
+            executables: vec![],
+            exits: vec![],
+            errno: None,
+            what: if end {
+                "after 15 s: 33,020 children, peak 2,402/s".into()
+            } else {
+                "forked 2,310/s for 5.0 s".into()
+            },
+        })
+    }
+
+    #[test]
+    fn alert_lines_stand_out() {
+        let rec = |body| Record {
+            ktime_ns: KTIME,
+            subject: Some(subject(1234, b"bash")),
+            body,
+        };
+        assert_eq!(
+            line_with(&rec(storm_alert(false)), false),
+            format!(
+                "{T}  ALERT     fork storm: 1234 bash (/usr/bin/bash) forked 2,310/s for 5.0 s\n"
+            )
+        );
+        // In colour the whole message is bold red, not only the label.
+        assert_eq!(
+            line_with(&rec(storm_alert(false)), true),
+            format!(
+                "{T}  \x1b[1;31mALERT\x1b[0m     \x1b[1;31mfork storm: 1234 bash (/usr/bin/bash) forked 2,310/s for 5.0 s\x1b[0m\n"
+            )
+        );
+        assert_eq!(
+            line_with(&rec(storm_alert(true)), false),
+            format!(
+                "{T}  alert-end fork storm over: 1234 bash (/usr/bin/bash) after 15 s: 33,020 children, peak 2,402/s\n"
+            )
+        );
+        // A culprit's name cannot drive the terminal.
+        let mut r = rec(storm_alert(false));
+        r.subject.as_mut().unwrap().comm = Comm::new(b"\x1b[2J");
+        assert!(line_with(&r, false).contains("fork storm: 1234 \\x1b[2J (/usr/bin/bash)"));
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
         counts: Default::default(),
         failed: Default::default(),
         fork_parents: None,
+        alerts: args.alerts.config().map(crate::alerts::Engine::new),
     })
 }
 
@@ -220,6 +221,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             _ = tick.tick() => {
                 lost_reader.poll(&mut model, &mut records);
                 sinks.write_all(&mut records);
+                sinks.tick(boottime_ns());
                 if let Some(s) = spawned.as_mut() { s.reap(); }
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     sinks.flush();
@@ -276,6 +278,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             )
         })
         .collect();
+    let peak_rates = sinks.peak_rates(3);
     let text = Summary {
         elapsed: started.elapsed(),
         records: &sinks.counts,
@@ -284,6 +287,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         decode_errors,
         failed: &sinks.failed,
         top_forkers,
+        peak_rates,
     }
     .render();
     eprint!("{text}");

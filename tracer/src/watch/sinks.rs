@@ -6,6 +6,7 @@ use std::{
 };
 
 use crate::{
+    alerts::Engine,
     cgroup::CgroupResolver,
     output::Writer,
     record::{Body, ProcId, Record},
@@ -21,29 +22,99 @@ pub struct Sinks {
     /// When following a tree: every process that forked in it, to keep the
     /// summary's top forkers (counted in the kernel for all processes) to the tree.
     pub fork_parents: Option<HashSet<ProcId>>,
+    /// Sees every record written and raises alerts; `None` with `--no-alerts`.
+    pub alerts: Option<Engine>,
 }
 
 impl Sinks {
+    /// Writes the records, each followed by the alerts it raises.
     pub fn write_all(&mut self, records: &mut Vec<Record>) {
+        let mut raised = Vec::new();
         for rec in records.drain(..) {
-            *self.counts.entry(rec.body.type_name()).or_default() += 1;
-            if let (
-                Some(set),
-                Body::Fork {
-                    parent_proc_id: Some(parent),
-                    thread: false,
-                    ..
-                },
-            ) = (self.fork_parents.as_mut(), &rec.body)
-            {
-                set.insert(*parent);
-            }
-            for (name, w) in &mut self.writers {
-                if let Err(e) = w.write(&rec, &mut self.cgroups) {
-                    note_failure(&mut self.failed, name, "writing to", &e, 1);
+            self.write_one(&rec);
+            if let Some(engine) = self.alerts.as_mut() {
+                engine.observe(&rec, &mut raised);
+                for alert in raised.drain(..) {
+                    self.write_one(&alert);
                 }
             }
         }
+    }
+
+    /// Time has come to `now` (CLOCK_BOOTTIME ns): writes the alerts that time
+    /// alone raises or ends.
+    pub fn tick(&mut self, now: u64) {
+        let mut raised = Vec::new();
+        if let Some(engine) = self.alerts.as_mut() {
+            engine.tick(now, &mut raised);
+        }
+        for alert in &raised {
+            self.write_one(alert);
+        }
+    }
+
+    fn write_one(&mut self, rec: &Record) {
+        *self.counts.entry(rec.body.type_name()).or_default() += 1;
+        if let (
+            Some(set),
+            Body::Fork {
+                parent_proc_id: Some(parent),
+                thread: false,
+                ..
+            },
+        ) = (self.fork_parents.as_mut(), &rec.body)
+        {
+            set.insert(*parent);
+        }
+        for (name, w) in &mut self.writers {
+            if let Err(e) = w.write(rec, &mut self.cgroups) {
+                note_failure(&mut self.failed, name, "writing to", &e, 1);
+            }
+        }
+    }
+
+    /// The highest fork rates the alert engine saw, per parent, executable and
+    /// cgroup (named as its unit or container), for the summary; `None` with
+    /// `--no-alerts` or no forks.
+    pub fn peak_rates(&mut self, per_dimension: usize) -> Option<String> {
+        let peaks = self.alerts.as_ref()?.peak_rates();
+        let mut dims = Vec::new();
+        let parents: Vec<String> = (peaks.parents.iter().take(per_dimension))
+            .map(|(p, r)| {
+                format!(
+                    "{} {} {r}/s",
+                    p.pid,
+                    String::from_utf8_lossy(p.comm.as_bytes())
+                )
+            })
+            .collect();
+        let exes: Vec<String> = (peaks.executables.iter().take(per_dimension))
+            .map(|(f, r)| {
+                let name = f
+                    .as_deref()
+                    .map_or("(unknown image)".into(), String::from_utf8_lossy);
+                format!("{name} {r}/s")
+            })
+            .collect();
+        let cgroups: Vec<String> = (peaks.cgroups.iter().take(per_dimension))
+            .map(|(id, r)| {
+                let name = self
+                    .cgroups
+                    .path(*id)
+                    .map_or_else(|| format!("cgroup {id}"), crate::alerts::cgroup_label);
+                format!("{name} {r}/s")
+            })
+            .collect();
+        for (what, list) in [
+            ("parent", parents),
+            ("executable", exes),
+            ("cgroup", cgroups),
+        ] {
+            if !list.is_empty() {
+                dims.push(format!("by {what} {}", list.join(", ")));
+            }
+        }
+        (!dims.is_empty()).then(|| dims.join("; "))
     }
 
     pub fn flush(&mut self) {

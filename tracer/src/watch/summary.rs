@@ -20,6 +20,8 @@ pub struct Summary<'a> {
     pub failed: &'a BTreeMap<String, u64>,
     /// The processes that created the most processes: (`pid comm`, count).
     pub top_forkers: Vec<(String, u64)>,
+    /// The highest one-second fork rates, from the alert engine.
+    pub peak_rates: Option<String>,
 }
 
 fn join<I: IntoIterator<Item = String>>(parts: I) -> String {
@@ -78,6 +80,9 @@ impl Summary<'_> {
                 .map(|(who, n)| format!("{who} ({n})"));
             out += &format!("tracer: top forkers: {}\n", join(parts));
         }
+        if let Some(peaks) = &self.peak_rates {
+            out += &format!("tracer: peak fork rates: {peaks}\n");
+        }
         out
     }
 }
@@ -98,6 +103,7 @@ mod tests {
             decode_errors: 0,
             failed: &failed,
             top_forkers: vec![],
+            peak_rates: None,
         };
         assert_eq!(
             s.render(),
@@ -122,13 +128,15 @@ mod tests {
             decode_errors: 1,
             failed: &failed,
             top_forkers: vec![("42 make".into(), 90), ("7 sh".into(), 10)],
+            peak_rates: Some("by parent 42 make 80/s".into()),
         };
         assert_eq!(
             s.render(),
             "tracer: 2.0 s, 1 records (lost 1), 15 events lost (exec 12, exit 3; a larger --ring-size rides out \
              bigger bursts), 1 malformed records skipped, 7 records not written to out.jsonl\n\
              tracer: the kernel saw (all processes, none lost from these counts): fork 100\n\
-             tracer: top forkers: 42 make (90), 7 sh (10)\n"
+             tracer: top forkers: 42 make (90), 7 sh (10)\n\
+             tracer: peak fork rates: by parent 42 make 80/s\n"
         );
     }
 }
