@@ -256,6 +256,10 @@ pub struct Config {
     pub signal_group_exit_flag: u32,
     /// Non-zero: also send thread fork/exit records.
     pub threads: u32,
+    /// Unread bytes in the ring buffer from which a new record wakes the agent.
+    /// Below it records are added silently and the agent drains on a short timer:
+    /// one wake-up per batch, not per record.
+    pub wakeup_bytes: u32,
     /// Non-zero once filled in by the agent; programs do nothing until then.
     pub ready: u32,
 }
@@ -280,4 +284,4 @@ const _: () = assert!(size_of::<FreeEvent>() == 64);
 const _: () = assert!(size_of::<ForkFailedEvent>() == 72);
 const _: () = assert!(size_of::<ForkerKey>() == 16);
 const _: () = assert!(size_of::<ForkerStats>() == 24);
-const _: () = assert!(size_of::<Config>() == 32 * 4);
+const _: () = assert!(size_of::<Config>() == 33 * 4);

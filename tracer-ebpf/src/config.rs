@@ -37,6 +37,7 @@ pub static CONFIG: Config = Config {
     siginfo_pid: 0,
     signal_group_exit_flag: 0,
     threads: 0,
+    wakeup_bytes: 0,
     ready: 0,
 };
 

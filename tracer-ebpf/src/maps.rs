@@ -9,7 +9,7 @@ use tracer_common::{EXEC_EVENT_MAX, ForkerKey, ForkerStats, kind};
 /// All events, in the order they were reserved. The agent sets the real size
 /// (`--ring-size`) at load time; this is only the default.
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 
 /// Per CPU and per event kind: records the ring buffer had no room for. A BPF
 /// ring buffer does not report losses itself, so this is how none go unnoticed.
@@ -48,6 +48,25 @@ pub static WAITID_PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1
 /// before copying just the used part into the ring buffer.
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<[u8; EXEC_EVENT_MAX]> = PerCpuArray::with_max_entries(1, 0);
+
+/// include/uapi/linux/bpf.h: bpf_ringbuf_query's BPF_RB_AVAIL_DATA, and the
+/// submit flags BPF_RB_NO_WAKEUP / BPF_RB_FORCE_WAKEUP.
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+
+/// Flags for submitting a record: wake the agent only once enough unread data
+/// has piled up. By default the kernel wakes the consumer for every record it
+/// finds caught up (kernel/bpf/ringbuf.c bpf_ringbuf_commit), which in a storm
+/// means one wake-up per event; the agent drains on a timer instead.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= crate::config::conf!(wakeup_bytes) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
 
 /// Counts an event of `kind`, whether or not its record gets through.
 #[inline(always)]

@@ -193,6 +193,8 @@ pub fn resolve(btf: &Btf, tracefs: &Path, threads: bool) -> Result<Config, Kconf
         siginfo_pid: SIGINFO_PID,
         signal_group_exit_flag: SIGNAL_GROUP_EXIT,
         threads: u32::from(threads),
+        // A setting, not a layout: the loader sets it from the ring size.
+        wakeup_bytes: 0,
         ready: 1,
     })
 }
@@ -251,6 +253,7 @@ pub fn describe(config: &Config) -> String {
         siginfo_pid,
         signal_group_exit_flag,
         threads,
+        wakeup_bytes,
         ready,
     } = *config;
     [
@@ -280,7 +283,7 @@ pub fn describe(config: &Config) -> String {
         format!(
             "  abi: siginfo_t.si_pid={siginfo_pid} SIGNAL_GROUP_EXIT={signal_group_exit_flag:#x}"
         ),
-        format!("  settings: threads={threads} ready={ready}"),
+        format!("  settings: threads={threads} wakeup_bytes={wakeup_bytes} ready={ready}"),
     ]
     .join("\n")
 }
@@ -601,6 +604,7 @@ mod tests {
             siginfo_pid: 16,
             signal_group_exit_flag: 4,
             threads: 0,
+            wakeup_bytes: 0,
             ready: 1,
         };
         assert_eq!(c, expected);

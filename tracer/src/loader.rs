@@ -160,8 +160,13 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::NotRoot);
     }
     let tracefs = tracefs::ensure_mounted()?;
-    let kernel_btf = btf::Btf::from_sys_fs()?;
-    let config = kconfig::resolve(&kernel_btf, &tracefs, opts.threads)?;
+    let mut config = {
+        // Our reader of the kernel's BTF is only needed for the offsets: free it
+        // before aya parses the same BTF again.
+        let kernel_btf = btf::Btf::from_sys_fs()?;
+        kconfig::resolve(&kernel_btf, &tracefs, opts.threads)?
+    };
+    config.wakeup_bytes = opts.ring_size / 4;
     let aya_btf = aya::Btf::from_sys_fs().map_err(LoadError::AyaBtf)?;
 
     let mut ebpf = EbpfLoader::new()
@@ -186,6 +191,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map_err(|source| LoadError::Program { name, source })?;
     }
 
+    // Parsed BTF is tens of MB of small allocations, no longer needed once the
+    // programs are loaded: hand the memory back before the ring buffer is mapped,
+    // so the agent's peak RSS is not the sum of both.
+    drop(aya_btf);
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(map_err("EVENTS"))?;
     let lost = PerCpuArray::try_from(take(&mut ebpf, "LOST")?).map_err(map_err("LOST"))?;
     let seen = PerCpuArray::try_from(take(&mut ebpf, "SEEN")?).map_err(map_err("SEEN"))?;

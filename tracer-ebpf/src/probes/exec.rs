@@ -9,7 +9,7 @@ use tracer_common::{ARGV_LEN, EXEC_EVENT_MAX, ExecEvent, FILENAME_LEN, exec_flag
 
 use crate::{
     config::conf,
-    maps::{EVENTS, EXEC_SCRATCH, count_lost, count_seen},
+    maps::{EVENTS, EXEC_SCRATCH, count_lost, count_seen, wakeup_flags},
     task::{fill_header, read, read_ptr},
 };
 
@@ -84,7 +84,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
             (&raw const EVENTS).cast_mut().cast(),
             buf.as_mut_ptr().cast(),
             total,
-            0,
+            wakeup_flags(),
         );
         if ret != 0 {
             count_lost(kind::EXEC);

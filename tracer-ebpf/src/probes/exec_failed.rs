@@ -13,7 +13,7 @@ use tracer_common::{ExecFailedEvent, FILENAME_LEN, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, EXEC_PENDING, count_lost, count_seen},
+    maps::{EVENTS, EXEC_PENDING, count_lost, count_seen, wakeup_flags},
     task::fill_header,
 };
 
@@ -87,5 +87,5 @@ fn exit(ctx: &TracePointContext) {
         );
         ev.filename_len = if n > 0 { n as u32 - 1 } else { 0 };
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }

@@ -5,7 +5,7 @@ use tracer_common::{ExitEvent, exit_flags, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, count_lost, count_seen},
+    maps::{EVENTS, count_lost, count_seen, wakeup_flags},
     task::{fill_header, read, read_ptr},
 };
 
@@ -61,7 +61,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
         fill_header(&mut ev.header, kind::EXIT, task, true);
         ev.status = status;
         ev.flags = flags;
-        entry.submit(0);
+        entry.submit(wakeup_flags());
     }
     0
 }

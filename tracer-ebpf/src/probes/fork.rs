@@ -9,7 +9,7 @@ use tracer_common::{COMM_LEN, ForkEvent, ForkerKey, ForkerStats, kind};
 
 use crate::{
     config::conf,
-    maps::{CLONE_FLAGS, EVENTS, FORKS, count_lost, count_seen},
+    maps::{CLONE_FLAGS, EVENTS, FORKS, count_lost, count_seen, wakeup_flags},
     task::{fill_header, read, read_ptr},
 };
 
@@ -55,7 +55,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         let creator = bpf_get_current_pid_tgid();
         ev.creator_pid = (creator >> 32) as u32;
         ev.creator_tid = creator as u32;
-        entry.submit(0);
+        entry.submit(wakeup_flags());
     }
     0
 }

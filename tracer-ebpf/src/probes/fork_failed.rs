@@ -11,7 +11,7 @@ use tracer_common::{ForkFailedEvent, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, count_lost, count_seen},
+    maps::{EVENTS, count_lost, count_seen, wakeup_flags},
     task::fill_header,
 };
 
@@ -64,5 +64,5 @@ fn check(ctx: &TracePointContext) {
         ev.errno = (-ret) as u32;
         ev._pad = 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }

@@ -5,7 +5,7 @@ use tracer_common::{FreeEvent, kind};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, count_lost, count_seen},
+    maps::{EVENTS, count_lost, count_seen, wakeup_flags},
     task::{fill_header, read},
 };
 
@@ -32,7 +32,7 @@ pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
         };
         let ev = &mut *entry.as_mut_ptr();
         fill_header(&mut ev.header, kind::FREE, task, false);
-        entry.submit(0);
+        entry.submit(wakeup_flags());
     }
     0
 }

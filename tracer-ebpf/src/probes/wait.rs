@@ -9,7 +9,7 @@ use tracer_common::{WaitEvent, kind, wait_syscall};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, WAITID_PENDING, count_lost, count_seen},
+    maps::{EVENTS, WAITID_PENDING, count_lost, count_seen, wakeup_flags},
     task::fill_header,
 };
 
@@ -97,5 +97,5 @@ fn emit(child_pid: u32, syscall: u32) {
         ev.child_pid = child_pid;
         ev.syscall = syscall;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }

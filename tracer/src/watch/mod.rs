@@ -33,7 +33,10 @@ use crate::{
 use self::{command::Spawned, sinks::Sinks, summary::Summary};
 
 /// How often drop counters are read and writers are flushed at the latest.
-const TICK: Duration = Duration::from_millis(200);
+/// The kernel programs wake the agent only once a quarter of the ring buffer is
+/// unread (see `wakeup_flags` in tracer-ebpf); below that, records are drained
+/// on this tick, so they reach the output within about this long.
+const TICK: Duration = Duration::from_millis(50);
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// After the command's whole tree is gone, how long to wait for its last events
 /// to come through the ring buffer.
@@ -219,6 +222,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
             _ = tick.tick() => {
+                drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
                 lost_reader.poll(&mut model, &mut records);
                 sinks.write_all(&mut records);
                 sinks.tick(boottime_ns());
