@@ -628,7 +628,7 @@ pub fn check_record(v: &Value) -> Result<(), String> {
     field(v, "host", Str, false)?;
     field(v, "boot_id", Str, false)?;
     let ty = v["type"].as_str().expect("checked");
-    if PROCESS_TYPES.contains(&ty) {
+    if PROCESS_TYPES.contains(&ty) || MORE_PROCESS_TYPES.contains(&ty) {
         for k in ["pid", "tid", "ppid"] {
             field(v, k, U64, false)?;
         }
@@ -689,6 +689,11 @@ pub fn check_record(v: &Value) -> Result<(), String> {
             field(v, "count", U64, false)?;
             field(v, "kind", Str, false)?;
         }
+        "fork_failed" => {
+            field(v, "errno", U64, false)?;
+            field(v, "error", Str, true)?;
+        }
+        "alert" | "alert_end" => check_alert(v)?,
         other => return Err(format!("unknown type {other:?}")),
     }
     Ok(())
@@ -755,6 +760,98 @@ pub fn ancestors_of_self() -> Vec<u32> {
             .unwrap_or(0);
     }
     out
+}
+
+/// Record types besides [`PROCESS_TYPES`] that carry the process fields.
+pub const MORE_PROCESS_TYPES: [&str; 3] = ["fork_failed", "alert", "alert_end"];
+
+/// The kinds an `alert` record can have (docs/events.md).
+pub const ALERT_KINDS: [&str; 4] = [
+    "fork_storm",
+    "zombie_buildup",
+    "crash_loop",
+    "fork_failures",
+];
+
+/// Checks the fields of an `alert` or `alert_end` record.
+fn check_alert(v: &Value) -> Result<(), String> {
+    use Ty::*;
+    field(v, "alert", Str, false)?;
+    if !ALERT_KINDS.contains(&v["alert"].as_str().expect("checked")) {
+        return Err(format!("unknown alert kind {}", v["alert"]));
+    }
+    field(v, "scope", Str, false)?;
+    field(v, "since_ktime_ns", U64, false)?;
+    field(v, "filename", Str, true)?;
+    field(v, "argv", StrArray, false)?;
+    match v.get("parent") {
+        Some(Value::Null) => {}
+        Some(p @ Value::Object(_)) => {
+            field(p, "pid", U64, false)?;
+            field(p, "proc_id", Str, false)?;
+            field(p, "comm", Str, false)?;
+            field(p, "filename", Str, true)?;
+        }
+        other => return Err(format!("parent must be an object or null: {other:?}")),
+    }
+    match v.get("figures").and_then(Value::as_object) {
+        Some(f) if f.values().all(Value::is_u64) => {}
+        _ => {
+            return Err(format!(
+                "figures must map names to numbers: {}",
+                v["figures"]
+            ));
+        }
+    }
+    for e in v
+        .get("executables")
+        .and_then(Value::as_array)
+        .ok_or("executables must be an array")?
+    {
+        field(e, "filename", Str, true)?;
+        field(e, "count", U64, false)?;
+    }
+    for e in v
+        .get("exits")
+        .and_then(Value::as_array)
+        .ok_or("exits must be an array")?
+    {
+        field(e, "exit_code", U64, true)?;
+        field(e, "signal", U64, true)?;
+        field(e, "signal_name", Str, true)?;
+    }
+    field(v, "errno", U64, true)?;
+    field(v, "error", Str, true)?;
+    field(v, "message", Str, false)?;
+    Ok(())
+}
+
+impl Rec {
+    /// A number from an alert's `figures`.
+    pub fn figure(&self, name: &str) -> Option<u64> {
+        self.get("figures").get(name).and_then(Value::as_u64)
+    }
+}
+
+impl Trace {
+    /// The `alert` records (`alert_end` when `end`), in order.
+    pub fn alerts(&self, end: bool) -> Vec<&Rec> {
+        self.find(if end { "alert_end" } else { "alert" }, |_| true)
+    }
+
+    /// The one `alert` (or `alert_end`) of `kind`; fails if there is none or
+    /// there are several, or if any alert of another kind was raised.
+    pub fn one_alert(&self, kind: &str, end: bool, about: &[u32]) -> &Rec {
+        for r in self.alerts(false).into_iter().chain(self.alerts(true)) {
+            if r.str("alert") != Some(kind) {
+                self.fail(about, format!("an alert other than {kind} was raised: {r}"));
+            }
+        }
+        let ty = if end { "alert_end" } else { "alert" };
+        self.one(ty, about, &format!("of kind {kind}"), |r| {
+            r.str("alert") == Some(kind)
+        })
+    }
 }
 
 #[cfg(test)]

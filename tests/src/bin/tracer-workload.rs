@@ -26,7 +26,8 @@ const BROKEN: i32 = 2;
 const USAGE: &str = "usage: tracer-workload MODE [ARGS]
 modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        threads-exit leader-exits-first thread-exec enoent script nonutf8 long-argv
-       subreaper autoreap orphan-outlives wnowait storm [N]";
+       subreaper autoreap orphan-outlives wnowait storm [N]
+       fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  fork-fail N";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,6 +64,10 @@ fn main() {
             };
             storm(n)
         }
+        "fork-storm" => fork_storm(num_arg(&args, 1), num_arg(&args, 2), num_arg(&args, 3)),
+        "zombies" => zombies(num_arg(&args, 1), num_arg(&args, 2)),
+        "crash-loop" => crash_loop(),
+        "fork-fail" => fork_fail(num_arg(&args, 1)),
         other => broken(&format!("unknown mode {other:?}\n{USAGE}")),
     };
     std::process::exit(code);
@@ -733,4 +738,172 @@ fn read_u32s(fd: i32) -> Vec<u32> {
     buf.chunks_exact(4)
         .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Modes for the alert tests (tests/tests/alerts.rs)
+
+/// Argument `i` as a positive number.
+fn num_arg<T: std::str::FromStr + Default + PartialOrd>(args: &[String], i: usize) -> T {
+    match args.get(i).map(|s| s.parse::<T>()) {
+        Some(Ok(n)) if n > T::default() => n,
+        _ => broken(&format!(
+            "{}: argument {i} must be a positive number, got {:?}\n{USAGE}",
+            args[0],
+            args.get(i)
+        )),
+    }
+}
+
+/// The workload forks children that `_exit(0)` at once, reaping each, as fast as
+/// it can for `secs` seconds or `max` children, whichever comes first; then it
+/// idles `idle_ms` (so an alert's quiet period can pass).
+fn fork_storm(secs: u64, max: usize, idle_ms: u64) -> i32 {
+    let start = Instant::now();
+    let mut n = 0usize;
+    while n < max && start.elapsed() < Duration::from_secs(secs) {
+        let child = fork_or_die();
+        if child == 0 {
+            child_exit(0);
+        }
+        expect_exited(child, wait_pid(child), 0);
+        n += 1;
+    }
+    let storm_ms = start.elapsed().as_millis() as u64;
+    sleep_ms(idle_ms);
+    report(json!({ "self": getpid(), "children": n, "storm_ms": storm_ms }));
+    0
+}
+
+/// The workload forks `n` children that `_exit(0)` at once, leaves them zombies
+/// for `hold_ms` once all are, then reaps them.
+fn zombies(n: usize, hold_ms: u64) -> i32 {
+    let mut children = Vec::with_capacity(n);
+    for _ in 0..n {
+        let child = fork_or_die();
+        if child == 0 {
+            child_exit(0);
+        }
+        children.push(child);
+    }
+    for &c in &children {
+        if !wait_state(c, c, 'Z') {
+            broken(&format!("zombies: child {c} did not become a zombie"));
+        }
+    }
+    sleep_ms(hold_ms);
+    for &c in &children {
+        expect_exited(c, wait_pid(c), 0);
+    }
+    report(json!({ "self": getpid(), "children": children }));
+    0
+}
+
+/// The workload restarts `/bin/sh -c CMD` five times, 50 ms apart, and every run
+/// fails: exit 3, exit 4, killed by SIGKILL, exit 5, exit 6.
+fn crash_loop() -> i32 {
+    let runs: [(&str, i32, i32); 5] = [
+        ("exit 3", 3, 0),
+        ("exit 4", 4, 0),
+        ("kill -KILL $$", 0, libc::SIGKILL),
+        ("exit 5", 5, 0),
+        ("exit 6", 6, 0),
+    ];
+    let mut children = Vec::new();
+    for (cmd, code, sig) in runs {
+        let argv = cstrings(&[b"sh", b"-c", cmd.as_bytes()]);
+        let child = fork_or_die();
+        if child == 0 {
+            exec_or_exit(c"/bin/sh", &argv);
+        }
+        let status = wait_pid(child);
+        let ok = if sig != 0 {
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == sig
+        } else {
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == code
+        };
+        if !ok {
+            broken(&format!(
+                "crash-loop: `sh -c {cmd:?}` ended with wait status {status:#x}"
+            ));
+        }
+        children.push(child);
+        sleep_ms(50);
+    }
+    report(json!({ "self": getpid(), "children": children }));
+    0
+}
+
+/// uid and gid of `nobody`.
+const NOBODY: u32 = 65534;
+/// RLIMIT_NPROC of the limited process: itself and a few children.
+const NPROC_LIMIT: u64 = 4;
+
+/// A child of the workload ("limited") sets RLIMIT_NPROC to 4, becomes uid/gid
+/// 65534 (root is exempt from the limit: kernel/fork.c copy_process lets
+/// CAP_SYS_RESOURCE/CAP_SYS_ADMIN and the root user past it), forks children that
+/// wait for it until fork fails with EAGAIN, and goes on until `n` forks have
+/// failed. Then it lets its children go and reaps them.
+fn fork_fail(n: usize) -> i32 {
+    let (rd, wr) = pipe_or_die();
+    let limited = fork_or_die();
+    if limited == 0 {
+        close(rd);
+        let lim = libc::rlimit {
+            rlim_cur: NPROC_LIMIT,
+            rlim_max: NPROC_LIMIT,
+        };
+        // SAFETY: plain syscalls with valid arguments, in a single-threaded child.
+        let dropped = unsafe {
+            libc::setrlimit(libc::RLIMIT_NPROC, &lim) == 0
+                && libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(NOBODY, NOBODY, NOBODY) == 0
+                && libc::setresuid(NOBODY, NOBODY, NOBODY) == 0
+        };
+        if !dropped {
+            child_exit(BROKEN);
+        }
+        // Children block reading this pipe until the limited process closes it.
+        let (hold_rd, hold_wr) = pipe_or_die();
+        let mut held = Vec::new();
+        let mut failures = 0usize;
+        let mut attempts = 0usize;
+        // Other processes of uid 65534 come and go; allow for a few forks that succeed.
+        while failures < n && attempts < 10 * n + 100 {
+            attempts += 1;
+            let child = fork_raw();
+            if child == 0 {
+                close(hold_wr);
+                let mut b = [0u8; 1];
+                // SAFETY: b is valid for one byte; returns at EOF.
+                while unsafe { libc::read(hold_rd, b.as_mut_ptr().cast(), 1) } != 0 {}
+                child_exit(0);
+            }
+            if child < 0 {
+                if errno() != libc::EAGAIN {
+                    child_exit(BROKEN);
+                }
+                failures += 1;
+            } else {
+                held.push(child);
+            }
+        }
+        close(hold_wr);
+        close(hold_rd);
+        for c in held {
+            wait_pid(c);
+        }
+        write_u32(wr, failures as u32);
+        child_exit(if failures == n { 0 } else { BROKEN });
+    }
+    close(wr);
+    let got = read_u32s(rd);
+    expect_exited(limited, wait_pid(limited), 0);
+    let [failures] = got[..] else {
+        broken(&format!(
+            "fork-fail: expected one count from the limited process, got {got:?}"
+        ));
+    };
+    report(json!({ "self": getpid(), "limited": limited, "failures": failures, "uid": NOBODY }));
+    0
 }

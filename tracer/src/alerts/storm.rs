@@ -108,7 +108,7 @@ fn offer<K>(v: &mut Vec<(K, u64)>, is: impl Fn(&K) -> bool, rate: u64, make: imp
     } else {
         return;
     }
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
 }
 
 /// Which alert a key raises and how it reads.

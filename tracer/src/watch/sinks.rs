@@ -80,12 +80,10 @@ impl Sinks {
         let peaks = self.alerts.as_ref()?.peak_rates();
         let mut dims = Vec::new();
         let parents: Vec<String> = (peaks.parents.iter().take(per_dimension))
-            .map(|(p, r)| {
-                format!(
-                    "{} {} {r}/s",
-                    p.pid,
-                    String::from_utf8_lossy(p.comm.as_bytes())
-                )
+            .map(|(p, r)| match p.comm.as_bytes() {
+                // A parent outside what is traced (the tracer, for a COMMAND).
+                b"" => format!("{} ? {r}/s", p.pid),
+                comm => format!("{} {} {r}/s", p.pid, String::from_utf8_lossy(comm)),
             })
             .collect();
         let exes: Vec<String> = (peaks.executables.iter().take(per_dimension))
