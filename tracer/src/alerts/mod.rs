@@ -7,14 +7,14 @@
 //! a rate falling to nothing, a crash leaving its window) are seen.
 //!
 //! Every detector counts by a key (a parent process, a cgroup, a parent and an
-//! executable, a user and a cgroup) and keeps a [`Phase`] per key: the alert is
+//! executable, a user and a cgroup) and keeps a `Phase` per key: the alert is
 //! raised once, when the condition has held long enough, and the episode ends
 //! once the condition has been false for the quiet period (`--alert-quiet`);
 //! then an `alert_end` record sums it up, and a later recurrence raises a new
 //! alert.
 //!
 //! Memory stays bounded on a run of any length: processes are forgotten soon
-//! after their reap ([`procs`]), per-key state is swept once idle, and every map
+//! after their reap (`procs.rs`), per-key state is swept once idle, and every map
 //! is capped at [`MAX_KEYS`] (beyond that, new keys are not counted; see
 //! [`Engine::skipped`]).
 
@@ -31,7 +31,6 @@ mod tests;
 use std::sync::Arc;
 
 pub use storm::PeakRates;
-pub use window::Window;
 
 use crate::record::{Alert, AlertKind, AlertProc, Body, ProcId, Record, Subject};
 use procs::{Image, ProcState, Procs};
