@@ -29,7 +29,15 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 const PIPE_GRACE: Duration = Duration::from_secs(10);
 
 /// Record types that describe one process (they carry the process fields).
-pub const PROCESS_TYPES: [&str; 6] = ["process", "fork", "exec", "exec_failed", "exit", "reap"];
+pub const PROCESS_TYPES: [&str; 7] = [
+    "process",
+    "fork",
+    "fork_failed",
+    "exec",
+    "exec_failed",
+    "exit",
+    "reap",
+];
 
 /// One JSON Lines record.
 #[derive(Clone, Debug, PartialEq)]
@@ -647,6 +655,13 @@ pub fn check_record(v: &Value) -> Result<(), String> {
             field(v, "thread", Bool, false)?;
             field(v, "clone_flags", U64, true)?;
         }
+        "fork_failed" => {
+            field(v, "errno", U64, false)?;
+            field(v, "error", Str, true)?;
+            if v["errno"].as_u64() == Some(0) {
+                return Err("errno 0 (must be positive)".into());
+            }
+        }
         "exec" => {
             field(v, "filename", Str, false)?;
             field(v, "argv", StrArray, false)?;
@@ -688,10 +703,6 @@ pub fn check_record(v: &Value) -> Result<(), String> {
         "lost" => {
             field(v, "count", U64, false)?;
             field(v, "kind", Str, false)?;
-        }
-        "fork_failed" => {
-            field(v, "errno", U64, false)?;
-            field(v, "error", Str, true)?;
         }
         "alert" | "alert_end" => check_alert(v)?,
         other => return Err(format!("unknown type {other:?}")),
@@ -762,8 +773,284 @@ pub fn ancestors_of_self() -> Vec<u32> {
     out
 }
 
+// ---------------------------------------------------------------------------
+// Runs the test drives step by step (tests/watch_cli.rs): signals, `-p`, stalls.
+
+/// How long a tracer may take to end once told to (a signal, `--duration`, its
+/// followed processes gone), and how long any wait for a condition may take,
+/// before the test kills what it started and fails.
+pub const STEP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A process the test started (a tracer, or a workload it follows), in its own
+/// process group, its stdout and stderr captured as they come. Dropping it kills
+/// the group, so nothing outlives a failed test.
+pub struct Proc {
+    child: std::process::Child,
+    status: Option<ExitStatus>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    done: Vec<mpsc::Receiver<()>>,
+    /// The command line, for messages.
+    pub command: String,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr captured, stdin from /dev/null, or from a
+    /// pipe the test writes to ([`Proc::stdin`]) if `piped_stdin`.
+    pub fn spawn(cmd: &mut Command, piped_stdin: bool) -> Proc {
+        cmd.stdin(if piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        let command = format!("{cmd:?}");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let done = vec![
+            drain(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
+            drain(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
+        ];
+        Proc {
+            child,
+            status: None,
+            stdout,
+            stderr,
+            done,
+            command,
+        }
+    }
+
+    /// `tracer ARGS` (see [`tracer_bin`]).
+    pub fn tracer<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Proc {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!(
+                "the kernel tests load eBPF programs and need root: run them with `sudo cargo xtask test`"
+            );
+        }
+        Proc::spawn(Command::new(tracer_bin()).args(args), false)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The write end of its stdin, if piped and not taken yet.
+    pub fn stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// What reached its stdout so far.
+    pub fn stdout(&self) -> String {
+        text(&self.stdout)
+    }
+
+    /// What reached its stderr so far.
+    pub fn stderr(&self) -> String {
+        text(&self.stderr)
+    }
+
+    /// Sends `sig` to the process (not its group).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signals our own child, which is not reaped yet (we hold its Child).
+        if unsafe { libc::kill(self.pid() as libc::pid_t, sig) } != 0 {
+            panic!(
+                "kill({}, {sig}): {}",
+                self.pid(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
+    /// Its exit status if it has ended (reaping it), None while it runs.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self
+                .child
+                .try_wait()
+                .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.command));
+        }
+        self.status
+    }
+
+    /// Waits until it ends. Past `deadline` it kills the group and fails the test.
+    pub fn wait_exit_within(&mut self, deadline: Duration) -> ExitStatus {
+        if !poll_until(deadline, || self.try_status().is_some()) {
+            kill_group(self.pid());
+            panic!(
+                "still running after {deadline:?}; killed it.\n{}",
+                self.describe()
+            );
+        }
+        self.status.expect("polled above")
+    }
+
+    /// Waits until it ends ([`Proc::wait_exit_within`]), then until its stdout and
+    /// stderr are closed (or [`PIPE_GRACE`] passed: a process it left behind may
+    /// hold them).
+    pub fn wait_within(&mut self, deadline: Duration) -> ExitStatus {
+        self.wait_exit_within(deadline);
+        let grace = Instant::now() + PIPE_GRACE;
+        for done in &self.done {
+            let _ = done.recv_timeout(grace.saturating_duration_since(Instant::now()));
+        }
+        self.status.expect("polled above")
+    }
+
+    /// The command, its status and its output so far, for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "--- {}: {}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.command,
+            self.status
+                .map_or_else(|| "running".to_string(), |s| s.to_string()),
+            tail(&self.stdout(), 100),
+            tail(&self.stderr(), 40)
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        kill_group(self.pid());
+        let _ = self.child.try_wait();
+    }
+}
+
+/// Polls `cond` (every 10 ms) until it holds; false if it did not within `timeout`.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A new empty directory for one run (a [`Trace`] made from it removes it if the
+/// test passes).
+pub fn run_dir(label: &str) -> PathBuf {
+    fresh_dir(label)
+}
+
+/// The complete lines (ending in `\n`) of a JSON Lines file being written, as far
+/// as they parse; an absent file has none. For polling: the final check is
+/// [`parse_records`].
+pub fn complete_records(path: &Path) -> Vec<Rec> {
+    let Ok(content) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let complete = match content.rfind('\n') {
+        Some(i) => &content[..i],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .map(Rec)
+        .collect()
+}
+
+/// The JSON of a workload's `pids: {...}` line in `stdout`.
+pub fn facts_in(stdout: &str) -> Option<Value> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids: "))
+        .and_then(|j| serde_json::from_str(j).ok())
+}
+
+impl Trace {
+    /// The trace of a run the test drove itself (`run` has ended): `content` is the
+    /// JSON Lines it wrote to `output` (a file, or its stdout), checked like
+    /// [`run_traced`]'s (schema v1, `seq` gap-free from 1); `facts` as from a
+    /// workload's `pids:` line (`Null` if none). `dir` is removed when the Trace is
+    /// dropped in a passing test.
+    pub fn from_run(run: &Proc, content: &str, output: &Path, facts: Value, dir: &Path) -> Trace {
+        let status = run
+            .status
+            .unwrap_or_else(|| panic!("Trace::from_run on a running tracer\n{}", run.describe()));
+        let records = parse_records(content).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}\n{}\n--- JSON Lines:\n{}",
+                output.display(),
+                run.describe(),
+                tail(content, 200)
+            )
+        });
+        Trace {
+            records,
+            facts,
+            tracer_pid: run.pid(),
+            status,
+            stdout: run.stdout(),
+            stderr: run.stderr(),
+            output: output.to_path_buf(),
+            command: run.command.clone(),
+            args: Vec::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+/// What the end-of-run summary line on stderr says:
+/// `tracer: 1.4 s, 92 records (exec 2, fork 2, process 84, ...), 0 events lost ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    /// Records per type, as listed in parentheses.
+    pub per_type: std::collections::BTreeMap<String, u64>,
+    pub lost: u64,
+    /// The whole line.
+    pub line: String,
+}
+
+/// The summary line of a tracer's stderr, if there is one that parses.
+pub fn summary_in(stderr: &str) -> Option<Summary> {
+    let line = stderr.lines().find(|l| {
+        l.starts_with("tracer: ") && l.contains(" records") && l.contains(" events lost")
+    })?;
+    // After "tracer: <secs> s, ".
+    let rest = &line[line.find(" s, ")? + 4..];
+    let (records, rest) = rest.split_once(" records")?;
+    let records = records.parse().ok()?;
+    let mut per_type = std::collections::BTreeMap::new();
+    let rest = match rest.strip_prefix(" (") {
+        Some(r) => {
+            let (list, after) = r.split_once(')')?;
+            for item in list.split(", ") {
+                let (ty, n) = item.rsplit_once(' ')?;
+                per_type.insert(ty.to_string(), n.parse().ok()?);
+            }
+            after
+        }
+        None => rest,
+    };
+    let lost = rest
+        .strip_prefix(", ")?
+        .split_once(" events lost")?
+        .0
+        .parse()
+        .ok()?;
+    Some(Summary {
+        records,
+        per_type,
+        lost,
+        line: line.to_string(),
+    })
+}
+
 /// Record types besides [`PROCESS_TYPES`] that carry the process fields.
-pub const MORE_PROCESS_TYPES: [&str; 3] = ["fork_failed", "alert", "alert_end"];
+pub const MORE_PROCESS_TYPES: [&str; 2] = ["alert", "alert_end"];
 
 /// The kinds an `alert` record can have (docs/events.md).
 pub const ALERT_KINDS: [&str; 4] = [
@@ -909,5 +1196,19 @@ mod tests {
         let a = ancestors_of_self();
         assert_eq!(a.first(), Some(&std::process::id()));
         assert_eq!(a.last(), Some(&1), "{a:?}");
+    }
+
+    #[test]
+    fn summary_lines() {
+        let s = summary_in(
+            "tracer: skipped\ntracer: 1.4 s, 92 records (exec 2, fork_failed 1, process 89), 4 events lost (exec 4; a larger --ring-size rides out bigger bursts)\ntracer: top forkers: 1 x (2)\n",
+        )
+        .expect("parses");
+        assert_eq!((s.records, s.lost), (92, 4));
+        assert_eq!(s.per_type.get("fork_failed"), Some(&1));
+        assert_eq!(s.per_type.values().sum::<u64>(), 92);
+        let empty = summary_in("tracer: 0.1 s, 0 records, 0 events lost\n").expect("parses");
+        assert_eq!((empty.records, empty.lost, empty.per_type.len()), (0, 0, 0));
+        assert_eq!(summary_in("tracer: no process with pid 4\n"), None);
     }
 }

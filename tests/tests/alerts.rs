@@ -299,7 +299,7 @@ fn crash_loop_names_exe_codes_and_restarter() {
 
 #[test]
 fn fork_failures_at_rlimit_nproc() {
-    let t = run_traced(&["fork-fail", "20"], &[]);
+    let t = run_traced(&["nproc-burst", "20"], &[]);
     t.check_workload(0);
     let limited = t.pid("limited");
     let failures = t.fact("failures").as_u64().unwrap_or(0);

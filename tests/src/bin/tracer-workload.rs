@@ -27,7 +27,8 @@ const USAGE: &str = "usage: tracer-workload MODE [ARGS]
 modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        threads-exit leader-exits-first thread-exec enoent script nonutf8 long-argv
        subreaper autoreap orphan-outlives wnowait storm [N]
-       fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  fork-fail N";
+       gated storm-gated DIR N fork-fail fork-on-cpus
+       fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,10 +65,20 @@ fn main() {
             };
             storm(n)
         }
+        "gated" => gated(),
+        "storm-gated" => {
+            let (Some(dir), Some(Ok(n))) = (args.get(1), args.get(2).map(|s| s.parse::<usize>()))
+            else {
+                broken(&format!("storm-gated needs DIR and N\n{USAGE}"));
+            };
+            storm_gated(std::path::Path::new(dir), n)
+        }
+        "fork-fail" => fork_fail(),
+        "fork-on-cpus" => fork_on_cpus(),
         "fork-storm" => fork_storm(num_arg(&args, 1), num_arg(&args, 2), num_arg(&args, 3)),
         "zombies" => zombies(num_arg(&args, 1), num_arg(&args, 2)),
         "crash-loop" => crash_loop(),
-        "fork-fail" => fork_fail(num_arg(&args, 1)),
+        "nproc-burst" => nproc_burst(num_arg(&args, 1)),
         other => broken(&format!("unknown mode {other:?}\n{USAGE}")),
     };
     std::process::exit(code);
@@ -375,11 +386,18 @@ fn subreaper() -> i32 {
     let middle = fork_or_die();
     if middle == 0 {
         close(rd);
+        // In the middle process `middle` is 0: take its own pid before forking.
+        // SAFETY: getpid has no preconditions.
+        let middle_pid = unsafe { libc::getpid() };
         let grandchild = fork_or_exit();
         if grandchild == 0 {
             close(wr);
             // Exit only once adopted, so the exit is the adopted process's.
-            let code = if wait_reparented(middle) { 0 } else { BROKEN };
+            let code = if wait_reparented(middle_pid) {
+                0
+            } else {
+                BROKEN
+            };
             child_exit(code);
         }
         write_u32(wr, grandchild as u32);
@@ -741,6 +759,235 @@ fn read_u32s(fd: i32) -> Vec<u32> {
 }
 
 // ---------------------------------------------------------------------------
+// Modes the CLI tests (tests/watch_cli.rs) drive step by step
+
+/// For `watch -p`: started by the test, not by the tracer. Waits for a line on
+/// stdin (the test sends it once the tracer follows this process), then:
+/// a child execs /bin/true; a middle child forks a grandchild that `_exit(3)`s and
+/// exits 4 once it reaped it; an orphan child waits until it is reparented (to the
+/// test, a subreaper) and exits 0 when stdin reaches end of file. Reports after
+/// reaping the first two, and exits 0 while the orphan still runs.
+fn gated() -> i32 {
+    let me = getpid();
+    if !read_line_fd0() {
+        broken("gated: stdin closed before the go line");
+    }
+    let exec_child = fork_or_die();
+    if exec_child == 0 {
+        exec_or_exit(c"/bin/true", &cstrings(&[b"true"]));
+    }
+    let (rd, wr) = pipe_or_die();
+    let middle = fork_or_die();
+    if middle == 0 {
+        close(rd);
+        let grandchild = fork_or_exit();
+        if grandchild == 0 {
+            child_exit(3);
+        }
+        write_u32(wr, grandchild as u32);
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(grandchild, &mut status, 0) };
+        let ok = rc == grandchild && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 3;
+        child_exit(if ok { 4 } else { BROKEN });
+    }
+    close(wr);
+    let got = read_u32s(rd);
+    let [grandchild] = got[..] else {
+        broken(&format!(
+            "gated: expected one pid from the middle process, got {got:?}"
+        ));
+    };
+    let orphan = fork_or_die();
+    if orphan == 0 {
+        if !wait_reparented(me) {
+            child_exit(BROKEN);
+        }
+        // Ends when the test closes the pipe (the test holds its only other writer).
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: buf is valid for its length.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n == 0 || (n < 0 && errno() != libc::EINTR) {
+                break;
+            }
+        }
+        child_exit(0);
+    }
+    expect_exited(exec_child, wait_pid(exec_child), 0);
+    expect_exited(middle, wait_pid(middle), 4);
+    report(json!({
+        "self": me,
+        "exec_child": exec_child,
+        "middle": middle,
+        "grandchild": grandchild,
+        "orphan": orphan,
+    }));
+    0
+}
+
+/// Reads fd 0 a byte at a time up to and including a newline, so nothing after
+/// the line is taken from a pipe the forked children share. False at end of file.
+fn read_line_fd0() -> bool {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: b is a valid one-byte buffer.
+        let n = unsafe { libc::read(0, (&raw mut b).cast(), 1) };
+        match n {
+            1 if b == b'\n' => return true,
+            1 => {}
+            n if n < 0 && errno() == libc::EINTR => {}
+            _ => return false,
+        }
+    }
+}
+
+/// For a stalled consumer: writes DIR/ready, waits until DIR/go exists (the test
+/// stops the tracer in between), runs `storm N`, then writes DIR/done.
+fn storm_gated(dir: &std::path::Path, n: usize) -> i32 {
+    let ready = dir.join("ready");
+    std::fs::write(&ready, getpid().to_string())
+        .unwrap_or_else(|e| broken(&format!("write {}: {e}", ready.display())));
+    let go = dir.join("go");
+    if !poll(|| go.exists()) {
+        broken(&format!("storm-gated: {} never appeared", go.display()));
+    }
+    let code = storm(n);
+    let done = dir.join("done");
+    std::fs::write(&done, "").unwrap_or_else(|e| broken(&format!("write {}: {e}", done.display())));
+    code
+}
+
+/// Most forks fork-fail tries before it calls the limit broken.
+const FORK_FAIL_TRIES: usize = 200;
+
+/// Run as a non-root user (root ignores RLIMIT_NPROC): sets RLIMIT_NPROC to the
+/// user's current task count + 2 and forks children that exit at once, reaping none
+/// (a zombie still counts until released), until fork fails with EAGAIN
+/// (kernel/fork.c, copy_process: is_rlimit_overlimit(UCOUNT_RLIMIT_NPROC)). Then
+/// reaps them all.
+fn fork_fail() -> i32 {
+    // SAFETY: no preconditions.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        broken("fork-fail: run it as a non-root user (root ignores RLIMIT_NPROC)");
+    }
+    let tasks = user_tasks(uid);
+    let limit = tasks + 2;
+    let rl = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: rl is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &rl) } != 0 {
+        broken(&format!(
+            "setrlimit(RLIMIT_NPROC, {limit}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut children = Vec::new();
+    let mut err = None;
+    for _ in 0..FORK_FAIL_TRIES {
+        let pid = fork_raw();
+        if pid == 0 {
+            child_exit(0);
+        }
+        if pid < 0 {
+            err = Some(errno());
+            break;
+        }
+        children.push(pid);
+    }
+    for &c in &children {
+        expect_exited(c, wait_pid(c), 0);
+    }
+    match err {
+        Some(libc::EAGAIN) => {}
+        Some(e) => broken(&format!(
+            "fork-fail: fork failed with errno {e}, expected EAGAIN"
+        )),
+        None => broken(&format!(
+            "fork-fail: {FORK_FAIL_TRIES} forks succeeded under RLIMIT_NPROC {limit}"
+        )),
+    }
+    report(json!({
+        "self": getpid(),
+        "children": children,
+        "errno": libc::EAGAIN,
+        "limit": limit,
+    }));
+    0
+}
+
+/// Tasks (threads included: each holds an RLIMIT_NPROC count) of processes whose
+/// real uid is `uid`, from /proc/PID/status.
+fn user_tasks(uid: libc::uid_t) -> u64 {
+    let dir = std::fs::read_dir("/proc").unwrap_or_else(|e| broken(&format!("read /proc: {e}")));
+    let mut total = 0;
+    for entry in dir.flatten() {
+        if !entry.file_name().as_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if field("Uid:") == Some(u64::from(uid)) {
+            total += field("Threads:").unwrap_or(1);
+        }
+    }
+    total
+}
+
+/// Forks one child (which `_exit(0)`s) on each CPU it may run on, highest CPU
+/// first, pinning itself to that CPU before each fork: the per-CPU counters of the
+/// kernel programs then hold this process on several CPUs, the first one counted
+/// last.
+fn fork_on_cpus() -> i32 {
+    // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: allowed is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut allowed) } != 0 {
+        broken(&format!(
+            "sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: cpu is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) })
+        .collect();
+    let mut children = Vec::new();
+    for &cpu in cpus.iter().rev() {
+        // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: cpu is below CPU_SETSIZE; the set is valid.
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        // SAFETY: one is a valid cpu_set_t of the size passed.
+        if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) } != 0 {
+            broken(&format!(
+                "sched_setaffinity(CPU {cpu}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let child = fork_or_die();
+        if child == 0 {
+            child_exit(0);
+        }
+        expect_exited(child, wait_pid(child), 0);
+        children.push(child);
+    }
+    report(json!({ "self": getpid(), "children": children, "cpus": cpus }));
+    0
+}
+
+// ---------------------------------------------------------------------------
 // Modes for the alert tests (tests/tests/alerts.rs)
 
 /// Argument `i` as a positive number.
@@ -844,7 +1091,7 @@ const NPROC_LIMIT: u64 = 4;
 /// CAP_SYS_RESOURCE/CAP_SYS_ADMIN and the root user past it), forks children that
 /// wait for it until fork fails with EAGAIN, and goes on until `n` forks have
 /// failed. Then it lets its children go and reaps them.
-fn fork_fail(n: usize) -> i32 {
+fn nproc_burst(n: usize) -> i32 {
     let (rd, wr) = pipe_or_die();
     let limited = fork_or_die();
     if limited == 0 {
@@ -901,7 +1148,7 @@ fn fork_fail(n: usize) -> i32 {
     expect_exited(limited, wait_pid(limited), 0);
     let [failures] = got[..] else {
         broken(&format!(
-            "fork-fail: expected one count from the limited process, got {got:?}"
+            "nproc-burst: expected one count from the limited process, got {got:?}"
         ));
     };
     report(json!({ "self": getpid(), "limited": limited, "failures": failures, "uid": NOBODY }));
