@@ -381,11 +381,18 @@ fn subreaper() -> i32 {
     let middle = fork_or_die();
     if middle == 0 {
         close(rd);
+        // In the middle process `middle` is 0: take its own pid before forking.
+        // SAFETY: getpid has no preconditions.
+        let middle_pid = unsafe { libc::getpid() };
         let grandchild = fork_or_exit();
         if grandchild == 0 {
             close(wr);
             // Exit only once adopted, so the exit is the adopted process's.
-            let code = if wait_reparented(middle) { 0 } else { BROKEN };
+            let code = if wait_reparented(middle_pid) {
+                0
+            } else {
+                BROKEN
+            };
             child_exit(code);
         }
         write_u32(wr, grandchild as u32);
