@@ -46,7 +46,7 @@ pub enum LoadError {
         "this tracer binary was built without its eBPF object: build it with `cargo xtask build` (or `cargo xtask run`)"
     )]
     NoObject,
-    #[error("tracer needs root to load eBPF programs (CAP_BPF, CAP_PERFMON): run it with sudo")]
+    #[error("root is needed to load eBPF programs (CAP_BPF, CAP_PERFMON): run it with sudo")]
     NotRoot,
     #[error(transparent)]
     Btf(#[from] btf::BtfError),

@@ -294,6 +294,13 @@ fn read_trimmed(path: &str) -> io::Result<String> {
     }
 }
 
+/// The start time (field 22 of /proc/PID/stat, in clock ticks) of the process
+/// now holding `pid`, or None when there is none.
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat(&stat).ok().map(|f| f.start_ticks)
+}
+
 /// This boot's random id (changes at every boot), from /proc/sys/kernel/random/boot_id.
 pub fn boot_id() -> io::Result<String> {
     read_trimmed("/proc/sys/kernel/random/boot_id")

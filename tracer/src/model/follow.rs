@@ -52,6 +52,19 @@ impl Model {
         self.followed.len() + self.pending_spawn.len()
     }
 
+    /// Followed processes not yet released: after lost events the agent checks
+    /// them against the system (see [`Model::vanished`]).
+    pub fn followed_ids(&self) -> impl Iterator<Item = ProcId> + '_ {
+        self.followed.iter().copied()
+    }
+
+    /// The agent found `id` gone from the system although its end was never seen
+    /// (its exit, reap or free event was lost): release it as its free would have.
+    /// No record is invented.
+    pub fn vanished(&mut self, id: ProcId, ktime_ns: u64) {
+        self.presume_dead(id, ktime_ns);
+    }
+
     /// Whether the process currently holding `pid` is followed (e.g. to filter the
     /// start-up records after [`Model::follow_pid`]).
     pub fn is_followed_pid(&self, pid: u32) -> bool {

@@ -230,6 +230,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     sinks.flush();
                     last_flush = Instant::now();
+                    recheck_followed(&mut model);
                 }
             }
         }
@@ -247,6 +248,17 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             }
         }
     };
+
+    // Stopped by SIGTERM or --duration while the command runs: pass the stop on
+    // to it, as `timeout` does, rather than leave it running untraced. (Ctrl-C
+    // reaches it from the terminal already.)
+    if let Some(s) = &spawned
+        && s.status.is_none()
+        && matches!(end, End::Duration | End::Signal(libc::SIGTERM))
+    {
+        // SAFETY: kill with a pid we spawned and have not reaped.
+        unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
+    }
 
     // Take what is still in the ring, then the final drop counts.
     drain(
@@ -302,6 +314,24 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         _ => 0,
     };
     Ok(code)
+}
+
+/// After lost events, a followed process's end may never arrive, and a `-p` or
+/// `-- COMMAND` run would wait for it forever: check the followed processes
+/// against /proc and release those that are gone (or whose pid now belongs to a
+/// newer process). Only after losses: otherwise the kernel's events are complete.
+fn recheck_followed(model: &mut Model) {
+    if !model.is_following() || model.uncertain_since().is_none() {
+        return;
+    }
+    let gone: Vec<ProcId> = model
+        .followed_ids()
+        .filter(|id| procfs::start_ticks(Path::new("/proc"), id.pid) != Some(id.start_ticks))
+        .collect();
+    let now = boottime_ns();
+    for id in gone {
+        model.vanished(id, now);
+    }
 }
 
 fn drain(
