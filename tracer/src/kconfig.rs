@@ -400,7 +400,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("SIGNAL_GROUP_EXIT=0x4"), "{text}");
-        assert!(text.contains("threads=1 ready=1"), "{text}");
+        assert!(text.contains("threads=1 wakeup_bytes=0 ready=1"), "{text}");
     }
 
     #[test]
