@@ -300,17 +300,35 @@ impl History {
             runs: records.runs.clone(),
             ..Default::default()
         };
-        // Parent pids of records that did not name the parent process, resolved once
-        // every process is known.
         for rec in &records.records {
+            h.apply(rec.clone());
+        }
+        h.finish();
+        h
+    }
+
+    /// Builds the history and takes the records out of `records` on the way (the
+    /// history holds what they said), so a large input is not held twice.
+    pub fn take(records: &mut Records) -> History {
+        let mut h = History {
+            runs: records.runs.clone(),
+            ..Default::default()
+        };
+        for rec in std::mem::take(&mut records.records) {
             h.apply(rec);
         }
+        h.finish();
+        h
+    }
+
+    /// Links what needs every process known: parents by pid, children, images.
+    fn finish(&mut self) {
+        let h = self;
         h.link_parents();
         h.break_cycles();
         h.fill_children();
         h.fill_images();
         h.fill_exit_parents();
-        h
     }
 
     /// The process with this id in this run.
@@ -379,21 +397,26 @@ impl History {
         i
     }
 
-    fn apply(&mut self, rec: &Rec) {
-        let run = rec.run;
-        let t = rec.ktime_ns;
-        let Some(s) = &rec.subject else {
-            if let Body::Lost { kind, count } = &rec.body {
+    fn apply(&mut self, rec: Rec) {
+        let Rec {
+            run,
+            ktime_ns: t,
+            subject,
+            body,
+            ..
+        } = rec;
+        let Some(s) = &subject else {
+            if let Body::Lost { kind, count } = body {
                 self.lost.push(Lost {
                     run,
                     ktime_ns: t,
-                    kind: kind.clone(),
-                    count: *count,
+                    kind,
+                    count,
                 });
             }
             return;
         };
-        match &rec.body {
+        match body {
             Body::Process {
                 filename,
                 argv,
@@ -412,16 +435,16 @@ impl History {
                     p.image = filename.as_deref().map(Arc::from);
                 }
                 if p.argv.is_empty() {
-                    p.argv.clone_from(argv);
+                    p.argv = argv;
                 }
-                p.state = p.state.or(*state);
+                p.state = p.state.or(state);
             }
             Body::Fork {
                 parent_proc_id,
                 thread,
                 clone_flags,
             } => {
-                if *thread {
+                if thread {
                     let i = self.subject(run, t, s);
                     self.procs[i].threads_created += 1;
                     return;
@@ -433,7 +456,7 @@ impl History {
                 p.fork_ns = Some(t);
                 p.start_comm = s.comm;
                 p.ppid = s.ppid;
-                p.clone_flags = *clone_flags;
+                p.clone_flags = clone_flags;
                 if parent != Some(i) {
                     p.parent = parent;
                 }
@@ -458,9 +481,9 @@ impl History {
                 let p = &mut self.procs[i];
                 let exec = Exec {
                     ktime_ns: t,
-                    filename: Arc::from(filename.as_slice()),
-                    argv: argv.clone(),
-                    argv_truncated: *argv_truncated,
+                    filename: Arc::from(filename),
+                    argv,
+                    argv_truncated,
                     comm: s.comm,
                 };
                 // Records come in time order; keep the list in order anyway.
@@ -474,8 +497,8 @@ impl History {
                 self.exec_failures.push(ExecFailure {
                     proc: i,
                     ktime_ns: t,
-                    filename: filename.clone(),
-                    errno: *errno,
+                    filename,
+                    errno,
                 });
             }
             Body::Exit {
@@ -487,16 +510,16 @@ impl History {
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
-                if *thread {
+                if thread {
                     p.threads_exited += 1;
                     return;
                 }
                 let lifetime_ns = lifetime_ns.or_else(|| p.fork_ns.map(|f| t.saturating_sub(f)));
                 p.exit = Some(Exit {
                     ktime_ns: t,
-                    code: *exit_code,
-                    signal: *signal,
-                    core_dumped: *core_dumped,
+                    code: exit_code,
+                    signal,
+                    core_dumped,
                     lifetime_ns,
                     ppid: s.ppid,
                     parent: None,
@@ -515,19 +538,19 @@ impl History {
                 p.reap = Some(Reap {
                     ktime_ns: t,
                     zombie_ns,
-                    reaper_pid: *reaper_pid,
-                    reaper_comm: *reaper_comm,
-                    autoreap: *autoreap,
+                    reaper_pid,
+                    reaper_comm,
+                    autoreap,
                     ppid: s.ppid,
                 });
             }
             Body::ForkFailed { errno } => {
                 let i = self.subject(run, t, s);
-                *self.procs[i].fork_failed.entry(*errno).or_default() += 1;
+                *self.procs[i].fork_failed.entry(errno).or_default() += 1;
                 self.fork_failures.push(ForkFailure {
                     proc: i,
                     ktime_ns: t,
-                    errno: *errno,
+                    errno,
                 });
             }
             Body::Lost { .. } => {}

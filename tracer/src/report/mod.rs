@@ -34,6 +34,8 @@ use reader::{Records, Source};
 
 /// A recording, read and rebuilt.
 pub struct Loaded {
+    /// What reading found: runs, inputs, bad lines. `records.records` is empty: the
+    /// records went into `history`.
     pub records: Records,
     pub history: History,
 }
@@ -42,9 +44,10 @@ pub struct Loaded {
 /// do) when an input cannot be read or holds no record at all; bad lines are only
 /// counted.
 pub fn load(sources: &[Source], progress: &mut Progress) -> anyhow::Result<Loaded> {
-    let records = reader::read_all(sources, progress)?;
+    let mut records = reader::read_all(sources, progress)?;
     check_not_empty(&records)?;
-    let history = History::build(&records);
+    // The history keeps what the records say; `records` keeps the counts.
+    let history = History::take(&mut records);
     Ok(Loaded { records, history })
 }
 

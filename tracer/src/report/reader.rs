@@ -516,6 +516,15 @@ fn parse_line(line: &[u8]) -> Result<Parsed, Skip> {
 
 /// Reads records from all sources; `progress` is told how far reading got.
 pub fn read_all(sources: &[Source], progress: &mut Progress) -> Result<Records, ReadError> {
+    read_sources(sources, &mut io::stdin().lock(), progress)
+}
+
+/// [`read_all`] with `stdin` standing for `-`.
+pub fn read_sources(
+    sources: &[Source],
+    stdin: &mut dyn Read,
+    progress: &mut Progress,
+) -> Result<Records, ReadError> {
     if sources.iter().filter(|s| **s == Source::Stdin).count() > 1 {
         return Err(ReadError::StdinTwice);
     }
@@ -533,12 +542,12 @@ pub fn read_all(sources: &[Source], progress: &mut Progress) -> Result<Records, 
     progress.start(total);
     for source in sources {
         let name = source.name();
-        let reader: Box<dyn Read> = match source {
+        let reader: Box<dyn Read + '_> = match source {
             Source::File(p) => Box::new(std::fs::File::open(p).map_err(|e| ReadError::Open {
                 name: name.clone(),
                 source: e,
             })?),
-            Source::Stdin => Box::new(io::stdin().lock()),
+            Source::Stdin => Box::new(&mut *stdin),
         };
         b.read_input(name, BufReader::with_capacity(256 * 1024, reader), progress)?;
     }

@@ -565,7 +565,7 @@ pub fn compute(records: &Records, h: &History, opts: Options) -> Report {
         })
         .collect();
 
-    let totals = totals(records, h);
+    let totals = totals(h);
     let lost = lost(&cx);
     let top_forkers = top_forkers(&cx, top);
     let top_executed = top_executed(h, top);
@@ -599,9 +599,9 @@ pub fn compute(records: &Records, h: &History, opts: Options) -> Report {
     report
 }
 
-fn totals(records: &Records, h: &History) -> Totals {
+fn totals(h: &History) -> Totals {
     let mut t = Totals {
-        records: records.records.len() as u64,
+        records: h.runs.iter().map(|r| r.record_count()).sum(),
         processes: h.procs.len() as u64,
         exec_failures: h.exec_failures.len() as u64,
         fork_failures: h.fork_failures.len() as u64,

@@ -444,6 +444,23 @@ fn stdin_is_dash_and_may_be_given_once() {
     )
     .unwrap_err();
     assert!(matches!(err, reader::ReadError::StdinTwice));
+    // `-` among files: read from stdin, in the given place, named `<stdin>`.
+    let dir = std::env::temp_dir().join(format!("tracer-report-stdin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("b.jsonl");
+    std::fs::write(&f, W::on("web-2", "boot-b").fork(1, 5, 1, "x").text()).unwrap();
+    let text = storm(2, 10).text();
+    let r = reader::read_sources(
+        &[Source::from_arg(std::path::Path::new("-")), Source::File(f)],
+        &mut text.as_bytes(),
+        &mut super::progress::Progress::quiet(),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.inputs[0].name, "<stdin>");
+    assert_eq!(r.inputs[0].records as usize, storm(2, 10).lines.len());
+    assert_eq!(r.inputs[1].records, 1);
+    assert_eq!(r.runs.len(), 2);
 }
 
 #[test]
@@ -1285,4 +1302,19 @@ fn deep_trees_do_not_indent_forever() {
         "{}",
         t.lines().last().unwrap()
     );
+}
+
+#[test]
+fn taking_the_records_builds_the_same_history() {
+    let mut r = read(&[("z", &zombie_stream().text())]);
+    let built = History::build(&r);
+    let n = r.records.len() as u64;
+    let taken = History::take(&mut r);
+    assert!(r.records.is_empty());
+    assert_eq!(built.procs, taken.procs);
+    assert_eq!(built.lost, taken.lost);
+    // The counts stay with the records.
+    let rep = stats::compute(&r, &taken, Options::default());
+    assert_eq!(rep.totals.records, n);
+    assert_eq!(rep.inputs[0].records, n);
 }
