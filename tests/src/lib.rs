@@ -1212,3 +1212,81 @@ mod tests {
         assert_eq!(summary_in("tracer: no process with pid 4\n"), None);
     }
 }
+
+/// What a run of `tracer` (other than `watch`) printed.
+#[derive(Debug)]
+pub struct Ran {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// The command line, for messages.
+    pub command: String,
+}
+
+impl Ran {
+    /// Fails the test unless the command exited with 0.
+    pub fn ok(self) -> Ran {
+        if !self.status.success() {
+            panic!(
+                "{} exited with {}\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.command,
+                self.status,
+                tail(&self.stdout, 100),
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// Runs `tracer ARGS` (e.g. `report FILE`) to its end, with stdin read from the file
+/// `stdin` (empty when `None`). Panics if it cannot start or takes longer than
+/// [`DEADLINE`].
+pub fn run_tracer(args: &[&std::ffi::OsStr], stdin: Option<&Path>) -> Ran {
+    let mut cmd = Command::new(tracer_bin());
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    match stdin {
+        Some(p) => {
+            let f = std::fs::File::open(p)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", p.display()));
+            cmd.stdin(f);
+        }
+        None => {
+            cmd.stdin(Stdio::null());
+        }
+    }
+    let command = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let pid = child.id();
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let out_done = drain(child.stdout.take().expect("piped"), Arc::clone(&stdout));
+    let err_done = drain(child.stderr.take().expect("piped"), Arc::clone(&stderr));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(DEADLINE) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => panic!("waiting for {command}: {e}"),
+        Err(_) => {
+            kill_group(pid);
+            panic!("{command} still running after {DEADLINE:?}; killed it");
+        }
+    };
+    let grace = Instant::now() + PIPE_GRACE;
+    for done in [out_done, err_done] {
+        let _ = done.recv_timeout(grace.saturating_duration_since(Instant::now()));
+    }
+    Ran {
+        status,
+        stdout: text(&stdout),
+        stderr: text(&stderr),
+        command,
+    }
+}

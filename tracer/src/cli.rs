@@ -12,7 +12,11 @@ EXAMPLES:
     tracer watch -p 1234                      # follow process 1234 and everything it starts
     tracer watch --threads --duration 30s     # include threads, stop after 30 seconds
     tracer watch --format jsonl | jq .        # JSON Lines on stdout
-    tracer watch --storm-rate 50              # alert on fork storms above 50 forks/s";
+    tracer watch --storm-rate 50              # alert on fork storms above 50 forks/s
+    tracer report events.jsonl                # who forked most, zombies, crashes, timeline
+    tracer report --tree -p 1234 run.jsonl    # the process tree below pid 1234, folded
+    tracer report --format json a.jsonl b.jsonl   # several files or hosts merged, as JSON
+    zcat old.jsonl.gz | tracer report -       # read a compressed recording from stdin";
 
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
@@ -29,6 +33,9 @@ pub enum Command {
     /// Trace process events live, on the terminal and/or to a JSON Lines file.
     #[command(after_help = EXAMPLES)]
     Watch(WatchArgs),
+    /// Report on recorded JSON Lines: top forkers, fork rate, zombies, crashes, the tree.
+    #[command(after_help = EXAMPLES)]
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,6 +144,37 @@ impl AlertArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A report to read in a terminal.
+    Text,
+    /// One JSON document (structure in docs/report.md).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// JSON Lines files written by `tracer watch -o` (`-` for stdin). Several files
+    /// (rotated, or from several hosts) are merged in time order.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Form of the output.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Show the reconstructed process tree (pstree-like) instead of the report.
+    #[arg(long)]
+    pub tree: bool,
+    /// Root the tree at the processes with this pid (implies --tree; repeatable).
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Root the tree at the processes with this command name or executable name (implies --tree).
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Rows in each ranked list of the report.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub top: u32,
+}
+
 /// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -190,6 +228,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Watch(args) => crate::watch::run_blocking(args, cli.verbose),
+        Command::Report(args) => crate::report::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -209,7 +248,56 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("tracer").chain(args.iter().copied()))?;
         match cli.command {
             Command::Watch(w) => Ok(w),
+            Command::Report(_) => panic!("not watch"),
         }
+    }
+
+    fn parse_report(args: &[&str]) -> Result<ReportArgs, clap::Error> {
+        let cli =
+            Cli::try_parse_from(["tracer", "report"].into_iter().chain(args.iter().copied()))?;
+        match cli.command {
+            Command::Report(r) => Ok(r),
+            Command::Watch(_) => panic!("not report"),
+        }
+    }
+
+    #[test]
+    fn report_defaults_and_files() {
+        let r = parse_report(&["a.jsonl", "-", "b.jsonl"]).unwrap();
+        assert_eq!(
+            r.files,
+            vec![
+                PathBuf::from("a.jsonl"),
+                PathBuf::from("-"),
+                PathBuf::from("b.jsonl")
+            ]
+        );
+        assert_eq!(r.format, ReportFormat::Text);
+        assert!(!r.tree && r.pids.is_empty() && r.comm.is_none());
+        assert_eq!(r.top, 5);
+    }
+
+    #[test]
+    fn report_needs_a_file() {
+        assert!(parse_report(&[]).is_err());
+        assert!(parse_report(&["--tree"]).is_err());
+    }
+
+    #[test]
+    fn report_options() {
+        let r = parse_report(&[
+            "--format", "json", "--tree", "-p", "12", "--pid", "13", "--comm", "make", "--top",
+            "20", "x.jsonl",
+        ])
+        .unwrap();
+        assert_eq!(r.format, ReportFormat::Json);
+        assert!(r.tree);
+        assert_eq!(r.pids, vec![12, 13]);
+        assert_eq!(r.comm.as_deref(), Some("make"));
+        assert_eq!(r.top, 20);
+        assert!(parse_report(&["--top", "0", "x"]).is_err());
+        assert!(parse_report(&["--format", "yaml", "x"]).is_err());
+        assert!(parse_report(&["--pid", "abc", "x"]).is_err());
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod model;
 pub mod output;
 pub mod procfs;
 pub mod record;
+pub mod report;
 pub mod tracefs;
 pub mod watch;

@@ -1,0 +1,141 @@
+//! Small formatting helpers shared by the text report and the tree.
+
+use crate::output::escape::escape_text_into;
+use crate::output::text::push_duration;
+
+/// `4812` → `4,812`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate per second: `2,310/s`, `12.5/s`, `0.25/s`.
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec < 0.0 {
+        return "?/s".into();
+    }
+    if per_sec >= 100.0 {
+        format!("{}/s", thousands(per_sec.round() as u64))
+    } else if per_sec >= 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.2}/s")
+    }
+}
+
+/// `850ns`, `12.5us`, `1.2ms`, `3.25s`, `4m05s`, `2h07m` (as `tracer watch` writes them).
+pub fn duration(ns: u64) -> String {
+    let mut out = Vec::new();
+    push_duration(&mut out, ns);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `512 B`, `1.5 KiB`, `312.0 MiB`, `1.2 GiB`.
+pub fn bytes_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Kernel bytes for a terminal: printable UTF-8 as it is, anything else `\xNN`,
+/// so nothing in the data can move the cursor or change colours.
+pub fn text(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    escape_text_into(&mut out, bytes);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Kernel bytes for JSON: lossy UTF-8 (U+FFFD for bad bytes). Scripts that need the
+/// exact bytes read the JSON Lines records.
+pub fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The last path component of a file name: `/usr/bin/make` → `make`.
+pub fn basename(path: &[u8]) -> &[u8] {
+    let trimmed = path.strip_suffix(b" (deleted)").unwrap_or(path);
+    match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(i) if i + 1 < trimmed.len() => &trimmed[i + 1..],
+        _ => trimmed,
+    }
+}
+
+/// Cuts `s` to at most `max` characters, ending in `…` when cut.
+pub fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let keep = max.saturating_sub(1);
+    let mut out: String = s.chars().take(keep).collect();
+    out.push('…');
+    out
+}
+
+/// Cuts a path to at most `max` characters keeping its end (the file name), with
+/// `…` in front when cut.
+pub fn fit_left(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let skip = n - max.saturating_sub(1);
+    let mut out = String::from("…");
+    out.extend(s.chars().skip(skip));
+    out
+}
+
+/// `1 child` / `2 children`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(4812), "4,812");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(rate(2310.4), "2,310/s");
+        assert_eq!(rate(12.54), "12.5/s");
+        assert_eq!(rate(0.25), "0.25/s");
+        assert_eq!(rate(f64::NAN), "?/s");
+        assert_eq!(bytes_size(512), "512 B");
+        assert_eq!(bytes_size(1536), "1.5 KiB");
+        assert_eq!(bytes_size(3 << 30), "3.0 GiB");
+        assert_eq!(plural(1, "child", "children"), "1 child");
+        assert_eq!(plural(1200, "child", "children"), "1,200 children");
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(text(b"caf\xe9 \x1b[31m"), "caf\\xe9 \\x1b[31m");
+        assert_eq!(lossy(b"caf\xe9"), "caf\u{fffd}");
+        assert_eq!(basename(b"/usr/bin/make"), b"make");
+        assert_eq!(basename(b"make"), b"make");
+        assert_eq!(basename(b"/opt/x (deleted)"), b"x");
+        assert_eq!(basename(b"/"), b"/");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("abc", 4), "abc");
+        assert_eq!(fit_left("/usr/lib/thing", 8), "…b/thing");
+        assert_eq!(duration(1_600_000), "1.6ms");
+    }
+}

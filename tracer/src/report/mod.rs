@@ -1,0 +1,138 @@
+//! `tracer report FILE...`: what a recording says, after the fact.
+//!
+//! Reads JSON Lines written by `tracer watch -o` (several files or hosts merged,
+//! `-` for stdin), rebuilds every process's life ([`history::History`]), and prints
+//! a report for a terminal ([`text`]), the same as JSON ([`json`], described in
+//! docs/report.md), or the process tree ([`tree`]).
+//!
+//! [`load`] gives the parsed records and history, the starting point for any other
+//! output.
+
+pub mod fmt;
+pub mod history;
+pub mod json;
+pub mod lines;
+pub mod progress;
+pub mod reader;
+pub mod stats;
+pub mod text;
+pub mod tree;
+pub mod unit;
+pub mod walltime;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Write};
+
+use anyhow::{Context, bail};
+
+use crate::cli::{ReportArgs, ReportFormat};
+use history::History;
+use progress::Progress;
+use reader::{Records, Source};
+
+/// A recording, read and rebuilt.
+pub struct Loaded {
+    /// What reading found: runs, inputs, bad lines. `records.records` is empty: the
+    /// records went into `history`.
+    pub records: Records,
+    pub history: History,
+}
+
+/// Reads the sources and rebuilds the history. Fails (with a message saying what to
+/// do) when an input cannot be read or holds no record at all; bad lines are only
+/// counted.
+pub fn load(sources: &[Source], progress: &mut Progress) -> anyhow::Result<Loaded> {
+    let mut records = reader::read_all(sources, progress)?;
+    check_not_empty(&records)?;
+    // The history keeps what the records say; `records` keeps the counts.
+    let history = History::take(&mut records);
+    Ok(Loaded { records, history })
+}
+
+fn check_not_empty(records: &Records) -> anyhow::Result<()> {
+    if !records.records.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = records.inputs.iter().map(|i| i.name.as_str()).collect();
+    let names = names.join(", ");
+    let lines: u64 = records.inputs.iter().map(|i| i.lines).sum();
+    match records.first_bad.first() {
+        None => bail!(
+            "{names}: no records to report (the input is empty); record some with `tracer watch -o FILE`"
+        ),
+        Some(first) => bail!(
+            "{names}: none of the {lines} lines is a tracer record (first: {first}); \
+             give a JSON Lines file written by `tracer watch -o FILE`"
+        ),
+    }
+}
+
+/// Runs `tracer report`; the exit code on success.
+pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+    let sources: Vec<Source> = args.files.iter().map(|f| Source::from_arg(f)).collect();
+    let mut progress = Progress::stderr();
+    let loaded = load(&sources, &mut progress)?;
+    let sel = tree::Select {
+        pids: args.pids.clone(),
+        comm: args.comm.clone(),
+    };
+    let want_tree = args.tree || !args.pids.is_empty() || args.comm.is_some();
+    if want_tree && tree::roots(&loaded.history, &sel).is_empty() {
+        bail!(
+            "no process in the recording matches{}{}; `tracer report --tree FILE` shows them all",
+            if args.pids.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " --pid {}",
+                    args.pids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            },
+            args.comm
+                .as_deref()
+                .map_or_else(String::new, |c| format!(" --comm {c:?}"))
+        );
+    }
+    let stdout = io::stdout().lock();
+    let result = write_output(stdout, args, &loaded, want_tree, &sel);
+    match result {
+        Ok(()) => Ok(0),
+        // `tracer report f | head`: the reader has what it wanted.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e).context("cannot write the report to stdout"),
+    }
+}
+
+fn write_output(
+    mut out: impl Write,
+    args: &ReportArgs,
+    loaded: &Loaded,
+    want_tree: bool,
+    sel: &tree::Select,
+) -> io::Result<()> {
+    let h = &loaded.history;
+    match (want_tree, args.format) {
+        (true, ReportFormat::Text) => out.write_all(tree::render(h, sel).as_bytes())?,
+        (true, ReportFormat::Json) => json::write(&mut out, &tree::doc(h, sel))?,
+        (false, format) => {
+            let report = stats::compute(
+                &loaded.records,
+                h,
+                stats::Options {
+                    top: args.top as usize,
+                },
+            );
+            match format {
+                ReportFormat::Text => out.write_all(text::render(&report).as_bytes())?,
+                ReportFormat::Json => json::write(&mut out, &report)?,
+            }
+        }
+    }
+    out.flush()
+}

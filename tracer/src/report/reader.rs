@@ -1,0 +1,823 @@
+//! Reading JSON Lines written by `tracer watch` (schema v1, docs/events.md) back
+//! into records: from files or stdin, several inputs merged, bad lines skipped and
+//! counted, never a panic whatever the bytes.
+//!
+//! A line is skipped (and counted, with the first few `file:line` kept) when it is
+//! longer than [`MAX_LINE`], is not JSON, is cut short at the end of a file, has a
+//! `type` this version does not know, misses a field the report needs, or has a
+//! field of the wrong type. Unknown fields are ignored (later v1 writers may add
+//! some); fields listed "or null" may also be absent.
+//!
+//! Records of all inputs are merged and ordered by (host, boot, `ktime_ns`, `seq`):
+//! `ktime_ns` is the one clock that orders events of one boot, and `seq` breaks ties
+//! in the order the agent wrote them. The same record read twice (the same file
+//! given twice, overlapping rotated files) is kept once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::lines::{Line, LineReader};
+use super::progress::Progress;
+use super::walltime::parse_rfc3339;
+use crate::event::Comm;
+use crate::output::escape::unescape;
+use crate::record::ProcId;
+
+/// Longest line read; longer ones are skipped. Real records are a few KiB at most
+/// (argv is capped at 4 KiB by the kernel programs, before escaping).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// How many skipped lines are remembered by position, for the report.
+pub const KEEP_BAD: usize = 10;
+
+/// Where records come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    /// `-` is stdin, anything else a file.
+    pub fn from_arg(arg: &std::path::Path) -> Source {
+        if arg.as_os_str() == "-" {
+            Source::Stdin
+        } else {
+            Source::File(arg.to_path_buf())
+        }
+    }
+
+    /// How the source is named in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "<stdin>".to_string(),
+        }
+    }
+}
+
+/// One tracer run's clock domain: records of one host and one boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub host: String,
+    pub boot_id: String,
+    /// Wall clock = `ktime_ns` + this, from the first record with a readable `ts`.
+    pub wall_offset_ns: Option<i128>,
+    /// Earliest and latest `ktime_ns` of its records.
+    pub first_ktime_ns: u64,
+    pub last_ktime_ns: u64,
+    /// Records kept, per type.
+    pub records: BTreeMap<String, u64>,
+}
+
+impl Run {
+    /// Wall-clock ns of a `ktime_ns` of this run, if the offset is known.
+    pub fn wall_ns(&self, ktime_ns: u64) -> Option<i128> {
+        self.wall_offset_ns.map(|o| i128::from(ktime_ns) + o)
+    }
+
+    pub fn record_count(&self) -> u64 {
+        self.records.values().sum()
+    }
+}
+
+/// The process fields of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub proc_id: ProcId,
+    pub comm: Comm,
+    pub uid: Option<u32>,
+    /// cgroup v2 path; shared between records, as there are few distinct ones.
+    pub cgroup: Option<Arc<str>>,
+}
+
+/// What a record says, by type. Strings the kernel reported as bytes are bytes
+/// again here (the `\xNN` escapes undone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Process {
+        filename: Option<Vec<u8>>,
+        argv: Vec<Vec<u8>>,
+        state: Option<char>,
+    },
+    Fork {
+        parent_proc_id: Option<ProcId>,
+        thread: bool,
+        clone_flags: Option<u64>,
+    },
+    Exec {
+        filename: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        argv_truncated: bool,
+    },
+    ExecFailed {
+        filename: Vec<u8>,
+        errno: u32,
+    },
+    Exit {
+        exit_code: Option<u8>,
+        signal: Option<u8>,
+        core_dumped: bool,
+        lifetime_ns: Option<u64>,
+        thread: bool,
+    },
+    Reap {
+        zombie_ns: Option<u64>,
+        reaper_pid: Option<u32>,
+        reaper_comm: Option<Comm>,
+        autoreap: bool,
+    },
+    ForkFailed {
+        errno: u32,
+    },
+    Lost {
+        kind: String,
+        count: u64,
+    },
+    /// An `alert` (or, with `end`, an `alert_end`) that `watch` raised live.
+    Alert {
+        alert: String,
+        end: bool,
+        message: String,
+    },
+}
+
+impl Body {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Body::Process { .. } => "process",
+            Body::Fork { .. } => "fork",
+            Body::Exec { .. } => "exec",
+            Body::ExecFailed { .. } => "exec_failed",
+            Body::Exit { .. } => "exit",
+            Body::Reap { .. } => "reap",
+            Body::ForkFailed { .. } => "fork_failed",
+            Body::Lost { .. } => "lost",
+            Body::Alert { end: false, .. } => "alert",
+            Body::Alert { end: true, .. } => "alert_end",
+        }
+    }
+}
+
+/// One record read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rec {
+    /// Index into [`Records::runs`].
+    pub run: usize,
+    pub ktime_ns: u64,
+    pub seq: u64,
+    /// Where it was read: index into [`Records::inputs`], and line number.
+    pub input: usize,
+    pub line: u64,
+    /// `None` only for `lost`.
+    pub subject: Option<Subject>,
+    pub body: Body,
+}
+
+/// Why a line was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BadKind {
+    /// Not valid JSON (or not UTF-8).
+    NotJson,
+    /// The last line of an input, without a newline, and not a whole record.
+    Truncated,
+    /// Longer than [`MAX_LINE`].
+    TooLong,
+    /// Valid JSON, but not an object or without a string `type`.
+    NotARecord,
+    /// A `type` this version does not know.
+    UnknownType,
+    /// A field the report needs is absent or null.
+    MissingField,
+    /// A field has the wrong type or an impossible value.
+    BadValue,
+}
+
+impl BadKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            BadKind::NotJson => "not JSON",
+            BadKind::Truncated => "truncated last line",
+            BadKind::TooLong => "longer than 1 MiB",
+            BadKind::NotARecord => "not a tracer record",
+            BadKind::UnknownType => "unknown record type",
+            BadKind::MissingField => "missing field",
+            BadKind::BadValue => "bad field value",
+        }
+    }
+
+    /// The name used in JSON output.
+    pub fn key(self) -> &'static str {
+        match self {
+            BadKind::NotJson => "not_json",
+            BadKind::Truncated => "truncated",
+            BadKind::TooLong => "too_long",
+            BadKind::NotARecord => "not_a_record",
+            BadKind::UnknownType => "unknown_type",
+            BadKind::MissingField => "missing_field",
+            BadKind::BadValue => "bad_value",
+        }
+    }
+}
+
+/// A skipped line, remembered for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    pub input: String,
+    pub line: u64,
+    pub kind: BadKind,
+    pub detail: String,
+}
+
+impl fmt::Display for BadLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.input,
+            self.line,
+            self.kind.describe(),
+            self.detail
+        )
+    }
+}
+
+/// What reading one input found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputStats {
+    pub name: String,
+    pub bytes: u64,
+    pub lines: u64,
+    /// Lines that gave a record.
+    pub records: u64,
+    /// Lines skipped.
+    pub bad: u64,
+    /// Lines the `seq` numbers say are missing (not in the input at all).
+    pub missing: u64,
+    /// Times `seq` started again from a lower number: a new tracer run, or files
+    /// joined together.
+    pub seq_restarts: u64,
+}
+
+/// Everything read from all inputs.
+#[derive(Clone, Debug, Default)]
+pub struct Records {
+    /// Ordered by (host, boot, ktime_ns, seq).
+    pub records: Vec<Rec>,
+    pub runs: Vec<Run>,
+    pub inputs: Vec<InputStats>,
+    /// Skipped lines, per reason.
+    pub bad: BTreeMap<BadKind, u64>,
+    /// The first [`KEEP_BAD`] skipped lines.
+    pub first_bad: Vec<BadLine>,
+    /// Records dropped because the same record was read before.
+    pub duplicates: u64,
+}
+
+impl Records {
+    pub fn bad_total(&self) -> u64 {
+        self.bad.values().sum()
+    }
+}
+
+/// Reading failed as a whole (a line that cannot be used is not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot open {name}: {source}")]
+    Open { name: String, source: io::Error },
+    #[error("error reading {name}: {source}")]
+    Read { name: String, source: io::Error },
+    #[error("{name} is gzip-compressed: decompress it first, e.g. `zcat {name} | tracer report -`")]
+    Compressed { name: String },
+    #[error("stdin (`-`) is given more than once")]
+    StdinTwice,
+}
+
+/// The raw fields of a line. Everything is optional here; what a type needs is
+/// checked in [`convert`], so a missing field is reported by name.
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(rename = "type")]
+    ty: Option<String>,
+    seq: Option<u64>,
+    ts: Option<String>,
+    ktime_ns: Option<u64>,
+    host: Option<String>,
+    boot_id: Option<String>,
+    pid: Option<u32>,
+    tid: Option<u32>,
+    ppid: Option<u32>,
+    proc_id: Option<String>,
+    comm: Option<String>,
+    uid: Option<u32>,
+    cgroup: Option<String>,
+    filename: Option<String>,
+    argv: Option<Vec<String>>,
+    state: Option<String>,
+    parent_proc_id: Option<String>,
+    thread: Option<bool>,
+    clone_flags: Option<u64>,
+    argv_truncated: Option<bool>,
+    errno: Option<u32>,
+    exit_code: Option<u8>,
+    signal: Option<u8>,
+    core_dumped: Option<bool>,
+    lifetime_ns: Option<u64>,
+    zombie_ns: Option<u64>,
+    reaper_pid: Option<u32>,
+    reaper_comm: Option<String>,
+    autoreap: Option<bool>,
+    count: Option<u64>,
+    kind: Option<String>,
+    alert: Option<String>,
+    message: Option<String>,
+}
+
+/// A line that gave no record: why, and a short detail.
+type Skip = (BadKind, String);
+
+fn missing(field: &str) -> Skip {
+    (BadKind::MissingField, format!("no {field:?}"))
+}
+
+fn need<T>(v: Option<T>, field: &str) -> Result<T, Skip> {
+    v.ok_or_else(|| missing(field))
+}
+
+/// `"<pid>-<start ticks>"`.
+pub fn parse_proc_id(s: &str) -> Option<ProcId> {
+    let (pid, start) = s.split_once('-')?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(start) {
+        return None;
+    }
+    Some(ProcId {
+        pid: pid.parse().ok()?,
+        start_ticks: start.parse().ok()?,
+    })
+}
+
+fn proc_id_field(s: &str, field: &str) -> Result<ProcId, Skip> {
+    parse_proc_id(s).ok_or_else(|| {
+        (
+            BadKind::BadValue,
+            format!("{field} {s:?} is not \"<pid>-<start>\""),
+        )
+    })
+}
+
+/// The bytes a JSON string stands for (`\xNN` is byte NN).
+fn bytes(s: &str) -> Vec<u8> {
+    if s.contains('\\') {
+        unescape(s)
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+/// The part of a parsed line common to every record, before it is placed in a run.
+struct Parsed {
+    host: String,
+    boot_id: String,
+    ts: Option<String>,
+    ktime_ns: u64,
+    seq: u64,
+    subject: Option<(Subject, Option<String>)>,
+    body: Body,
+}
+
+const PROCESS_TYPES: [&str; 9] = [
+    "process",
+    "fork",
+    "exec",
+    "exec_failed",
+    "exit",
+    "reap",
+    "fork_failed",
+    "alert",
+    "alert_end",
+];
+
+/// Parses one line into a record, or says why it cannot be one.
+fn parse_line(line: &[u8]) -> Result<Parsed, Skip> {
+    let raw: Raw = serde_json::from_slice(line).map_err(|e| {
+        let kind = match e.classify() {
+            serde_json::error::Category::Data => {
+                // Valid JSON of the wrong shape: not an object at all, or a field of
+                // the wrong type.
+                if line.trim_ascii_start().first() == Some(&b'{') {
+                    BadKind::BadValue
+                } else {
+                    BadKind::NotARecord
+                }
+            }
+            _ => BadKind::NotJson,
+        };
+        (kind, e.to_string())
+    })?;
+    let Some(ty) = raw.ty else {
+        return Err((BadKind::NotARecord, "no \"type\"".into()));
+    };
+    if ty != "lost" && !PROCESS_TYPES.contains(&ty.as_str()) {
+        return Err((BadKind::UnknownType, format!("type {ty:?}")));
+    }
+    let ktime_ns = need(raw.ktime_ns, "ktime_ns")?;
+    let seq = need(raw.seq, "seq")?;
+    let host = need(raw.host, "host")?;
+    let boot_id = need(raw.boot_id, "boot_id")?;
+
+    let subject = if ty == "lost" {
+        None
+    } else {
+        let pid = need(raw.pid, "pid")?;
+        let proc_id = proc_id_field(&need(raw.proc_id, "proc_id")?, "proc_id")?;
+        if proc_id.pid != pid {
+            return Err((
+                BadKind::BadValue,
+                format!("proc_id {proc_id} is not of pid {pid}"),
+            ));
+        }
+        Some((
+            Subject {
+                pid,
+                tid: raw.tid.unwrap_or(pid),
+                ppid: need(raw.ppid, "ppid")?,
+                proc_id,
+                comm: Comm::new(&bytes(&need(raw.comm, "comm")?)),
+                uid: raw.uid,
+                cgroup: None,
+            },
+            raw.cgroup,
+        ))
+    };
+
+    let argv = |a: Option<Vec<String>>| -> Vec<Vec<u8>> {
+        a.unwrap_or_default().iter().map(|s| bytes(s)).collect()
+    };
+    let body = match ty.as_str() {
+        "process" => Body::Process {
+            filename: raw.filename.as_deref().map(bytes),
+            argv: argv(raw.argv),
+            state: raw.state.and_then(|s| s.chars().next()),
+        },
+        "fork" => Body::Fork {
+            parent_proc_id: match raw.parent_proc_id {
+                Some(s) => Some(proc_id_field(&s, "parent_proc_id")?),
+                None => None,
+            },
+            thread: raw.thread.unwrap_or(false),
+            clone_flags: raw.clone_flags,
+        },
+        "exec" => Body::Exec {
+            filename: bytes(&need(raw.filename, "filename")?),
+            argv: argv(raw.argv),
+            argv_truncated: raw.argv_truncated.unwrap_or(false),
+        },
+        "exec_failed" => Body::ExecFailed {
+            filename: bytes(&need(raw.filename, "filename")?),
+            errno: need(raw.errno, "errno")?,
+        },
+        "exit" => {
+            if raw.exit_code.is_some() && raw.signal.is_some() {
+                return Err((
+                    BadKind::BadValue,
+                    "both exit_code and signal are set".into(),
+                ));
+            }
+            Body::Exit {
+                exit_code: raw.exit_code,
+                signal: raw.signal,
+                core_dumped: raw.core_dumped.unwrap_or(false),
+                lifetime_ns: raw.lifetime_ns,
+                thread: raw.thread.unwrap_or(false),
+            }
+        }
+        "reap" => Body::Reap {
+            zombie_ns: raw.zombie_ns,
+            reaper_pid: raw.reaper_pid,
+            reaper_comm: raw.reaper_comm.as_deref().map(|c| Comm::new(&bytes(c))),
+            autoreap: raw.autoreap.unwrap_or(false),
+        },
+        "fork_failed" => Body::ForkFailed {
+            errno: need(raw.errno, "errno")?,
+        },
+        "lost" => Body::Lost {
+            kind: need(raw.kind, "kind")?,
+            count: need(raw.count, "count")?,
+        },
+        "alert" | "alert_end" => Body::Alert {
+            alert: need(raw.alert, "alert")?,
+            end: ty == "alert_end",
+            message: raw.message.unwrap_or_default(),
+        },
+        _ => unreachable!("type checked above"),
+    };
+    Ok(Parsed {
+        host,
+        boot_id,
+        ts: raw.ts,
+        ktime_ns,
+        seq,
+        subject,
+        body,
+    })
+}
+
+/// Reads records from all sources; `progress` is told how far reading got.
+pub fn read_all(sources: &[Source], progress: &mut Progress) -> Result<Records, ReadError> {
+    read_sources(sources, &mut io::stdin().lock(), progress)
+}
+
+/// [`read_all`] with `stdin` standing for `-`.
+pub fn read_sources(
+    sources: &[Source],
+    stdin: &mut dyn Read,
+    progress: &mut Progress,
+) -> Result<Records, ReadError> {
+    if sources.iter().filter(|s| **s == Source::Stdin).count() > 1 {
+        return Err(ReadError::StdinTwice);
+    }
+    let mut b = Builder::default();
+    let total: Option<u64> = sources
+        .iter()
+        .map(|s| match s {
+            Source::File(p) => std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len()),
+            Source::Stdin => None,
+        })
+        .sum();
+    progress.start(total);
+    for source in sources {
+        let name = source.name();
+        let reader: Box<dyn Read + '_> = match source {
+            Source::File(p) => Box::new(std::fs::File::open(p).map_err(|e| ReadError::Open {
+                name: name.clone(),
+                source: e,
+            })?),
+            Source::Stdin => Box::new(&mut *stdin),
+        };
+        b.read_input(name, BufReader::with_capacity(256 * 1024, reader), progress)?;
+    }
+    progress.finish();
+    Ok(b.finish())
+}
+
+/// Reads records from in-memory inputs: (name, bytes). For tests and callers that
+/// already hold the data.
+pub fn read_bytes(inputs: &[(&str, &[u8])]) -> Result<Records, ReadError> {
+    let mut b = Builder::default();
+    let mut progress = Progress::quiet();
+    for (name, data) in inputs {
+        b.read_input(name.to_string(), *data, &mut progress)?;
+    }
+    Ok(b.finish())
+}
+
+/// Gaps in `seq` within one input: lines missing from it.
+#[derive(Default)]
+struct SeqCheck {
+    last: Option<u64>,
+    /// Lines skipped since the last record (they may have held the missing numbers).
+    bad_since: u64,
+}
+
+impl SeqCheck {
+    fn check(&mut self, seq: u64, stats: &mut InputStats) {
+        match self.last {
+            Some(prev) if seq == prev + 1 => {}
+            Some(prev) if seq <= prev => stats.seq_restarts += 1,
+            Some(prev) => stats.missing += (seq - prev - 1).saturating_sub(self.bad_since),
+            None => {}
+        }
+        self.last = Some(seq);
+        self.bad_since = 0;
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    records: Vec<Rec>,
+    runs: Vec<Run>,
+    run_index: HashMap<(String, String), usize>,
+    cgroups: HashSet<Arc<str>>,
+    inputs: Vec<InputStats>,
+    bad: BTreeMap<BadKind, u64>,
+    first_bad: Vec<BadLine>,
+}
+
+impl Builder {
+    fn skip(&mut self, stats: &mut InputStats, line: u64, kind: BadKind, detail: String) {
+        stats.bad += 1;
+        *self.bad.entry(kind).or_default() += 1;
+        if self.first_bad.len() < KEEP_BAD {
+            // Details quote the input: keep them short.
+            let mut detail = detail;
+            if detail.len() > 120 {
+                let mut cut = 117;
+                while !detail.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                detail.truncate(cut);
+                detail.push_str("...");
+            }
+            self.first_bad.push(BadLine {
+                input: stats.name.clone(),
+                line,
+                kind,
+                detail,
+            });
+        }
+    }
+
+    fn read_input(
+        &mut self,
+        name: String,
+        mut reader: impl BufRead,
+        progress: &mut Progress,
+    ) -> Result<(), ReadError> {
+        let read_error = |e| ReadError::Read {
+            name: name.clone(),
+            source: e,
+        };
+        if reader
+            .fill_buf()
+            .map_err(read_error)?
+            .starts_with(&[0x1f, 0x8b])
+        {
+            return Err(ReadError::Compressed { name });
+        }
+        let mut stats = InputStats {
+            name: name.clone(),
+            ..Default::default()
+        };
+        let mut seq = SeqCheck::default();
+        let mut lines = LineReader::new(reader, MAX_LINE);
+        let mut last_bytes = 0u64;
+        while let Some((line_no, line)) = lines.next_line().map_err(read_error)? {
+            stats.lines = line_no;
+            self.line(&mut stats, &mut seq, line_no, line);
+            let now = lines.bytes_read();
+            progress.advance(now - last_bytes, 1);
+            last_bytes = now;
+        }
+        stats.bytes = lines.bytes_read();
+        self.inputs.push(stats);
+        Ok(())
+    }
+
+    /// Takes one line of the input being read (`self.inputs.len()`).
+    fn line(&mut self, stats: &mut InputStats, seq: &mut SeqCheck, line_no: u64, line: Line) {
+        let (text, last) = match line {
+            Line::Full(t) => (t, false),
+            Line::Unterminated(t) => (t, true),
+            Line::TooLong { len } => {
+                self.skip(stats, line_no, BadKind::TooLong, format!("{len} bytes"));
+                seq.bad_since += 1;
+                return;
+            }
+        };
+        if text.trim_ascii().is_empty() {
+            // Blank lines carry nothing; editors and `cat` add them.
+            return;
+        }
+        match parse_line(text) {
+            Ok(p) => {
+                stats.records += 1;
+                seq.check(p.seq, stats);
+                let input = self.inputs.len();
+                self.add(p, input, line_no);
+            }
+            Err((kind, detail)) => {
+                // A last line without newline that does not parse is what a crash
+                // mid-write leaves (docs/events.md): say so rather than "not JSON".
+                let kind = if last && matches!(kind, BadKind::NotJson) {
+                    BadKind::Truncated
+                } else {
+                    kind
+                };
+                self.skip(stats, line_no, kind, detail);
+                seq.bad_since += 1;
+            }
+        }
+    }
+
+    fn add(&mut self, p: Parsed, input: usize, line: u64) {
+        let key = (p.host, p.boot_id);
+        let run = match self.run_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = self.runs.len();
+                self.runs.push(Run {
+                    host: key.0.clone(),
+                    boot_id: key.1.clone(),
+                    wall_offset_ns: None,
+                    first_ktime_ns: p.ktime_ns,
+                    last_ktime_ns: p.ktime_ns,
+                    records: BTreeMap::new(),
+                });
+                self.run_index.insert(key, i);
+                i
+            }
+        };
+        let r = &mut self.runs[run];
+        r.first_ktime_ns = r.first_ktime_ns.min(p.ktime_ns);
+        r.last_ktime_ns = r.last_ktime_ns.max(p.ktime_ns);
+        if r.wall_offset_ns.is_none()
+            && let Some(wall) = p.ts.as_deref().and_then(parse_rfc3339)
+        {
+            r.wall_offset_ns = Some(wall - i128::from(p.ktime_ns));
+        }
+        let subject = p.subject.map(|(mut s, cgroup)| {
+            s.cgroup = cgroup.map(|c| match self.cgroups.get(c.as_str()) {
+                Some(shared) => Arc::clone(shared),
+                None => {
+                    let shared: Arc<str> = Arc::from(c);
+                    self.cgroups.insert(Arc::clone(&shared));
+                    shared
+                }
+            });
+            s
+        });
+        self.records.push(Rec {
+            run,
+            ktime_ns: p.ktime_ns,
+            seq: p.seq,
+            input,
+            line,
+            subject,
+            body: p.body,
+        });
+    }
+
+    fn finish(mut self) -> Records {
+        // Runs in order of host, then time (boot ids are random, so a host's boots
+        // are ordered by their wall clock, when known).
+        let first_wall: Vec<Option<i128>> = self
+            .runs
+            .iter()
+            .map(|r| r.wall_ns(r.first_ktime_ns))
+            .collect();
+        let mut order: Vec<usize> = (0..self.runs.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ra, rb) = (&self.runs[a], &self.runs[b]);
+            ra.host
+                .cmp(&rb.host)
+                .then_with(|| first_wall[a].cmp(&first_wall[b]))
+                .then_with(|| ra.boot_id.cmp(&rb.boot_id))
+        });
+        let mut rank = vec![0usize; self.runs.len()];
+        for (new, &old) in order.iter().enumerate() {
+            rank[old] = new;
+        }
+        for rec in &mut self.records {
+            rec.run = rank[rec.run];
+        }
+        let mut runs: Vec<Option<Run>> = self.runs.into_iter().map(Some).collect();
+        let runs: Vec<Run> = order
+            .iter()
+            .map(|&old| runs[old].take().expect("each run once"))
+            .collect();
+
+        self.records.sort_by(|a, b| {
+            (a.run, a.ktime_ns, a.seq, a.input, a.line)
+                .cmp(&(b.run, b.ktime_ns, b.seq, b.input, b.line))
+        });
+        // The same record from two inputs: same run, time, seq and content.
+        let before = self.records.len();
+        self.records.dedup_by(|later, earlier| {
+            later.input != earlier.input
+                && later.run == earlier.run
+                && later.ktime_ns == earlier.ktime_ns
+                && later.seq == earlier.seq
+                && later.subject == earlier.subject
+                && later.body == earlier.body
+        });
+        let duplicates = (before - self.records.len()) as u64;
+
+        let mut runs = runs;
+        for rec in &self.records {
+            *runs[rec.run]
+                .records
+                .entry(rec.body.type_name().to_string())
+                .or_default() += 1;
+        }
+        Records {
+            records: self.records,
+            runs,
+            inputs: self.inputs,
+            bad: self.bad,
+            first_bad: self.first_bad,
+            duplicates,
+        }
+    }
+}
