@@ -3,7 +3,7 @@
 //!
 //! Needs root and a built tracer, like the other kernel tests (`sudo cargo xtask test`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::Path;
 
@@ -393,5 +393,201 @@ fn bad_arguments_fail_with_one_line() {
             .contains("no process in the recording matches --pid 999999999"),
         "{}",
         ran.stderr
+    );
+}
+
+/// `report --perfetto OUT --flamegraph SVG FILE`: the report as usual on stdout, the
+/// files written, one `wrote` line each on stderr.
+fn report_with_views(file: &Path) -> (Ran, Value, String) {
+    let json = file.with_file_name("out.json");
+    let svg = file.with_file_name("out.svg");
+    let ran = run_tracer(
+        &[
+            OsStr::new("report"),
+            OsStr::new("--perfetto"),
+            json.as_os_str(),
+            OsStr::new("--flamegraph"),
+            svg.as_os_str(),
+            file.as_os_str(),
+        ],
+        None,
+    )
+    .ok();
+    let text = std::fs::read_to_string(&json).expect("perfetto file written");
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON ({e})", json.display()));
+    let svg = std::fs::read_to_string(&svg).expect("flame graph written");
+    (ran, v, svg)
+}
+
+/// `12345` → `12,345`, as tracer prints counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `ts`/`dur` (µs) back in ns.
+fn us_to_ns(x: &Value) -> u64 {
+    (x.as_f64().unwrap_or_else(|| panic!("not a number: {x}")) * 1000.0).round() as u64
+}
+
+#[test]
+fn storm_perfetto_has_a_track_and_a_running_slice_per_process() {
+    let t = run_traced(&["storm", "300"], &[]);
+    t.check_workload(0);
+    let (ran, v, _) = report_with_views(&t.output);
+    assert!(ran.stdout.contains("busiest forker: "), "{}", ran.stdout);
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    assert!(
+        ran.stderr
+            .contains(&format!("out.json ({} events)", thousands(events.len()))),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(v["displayTimeUnit"], "ms");
+    assert_eq!(v["metadata"]["time_base"], "wall");
+
+    // Tracks: name, group and depth by tid; the running slice by proc_id.
+    let mut tracks: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let mut running: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    let mut zombie: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    let mut execs: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for e in events {
+        let tid = e["tid"].as_u64().unwrap_or(0);
+        match (e["ph"].as_str(), e["name"].as_str()) {
+            (Some("M"), Some("thread_name")) => {
+                let name = e["args"]["name"].as_str().expect("name").to_string();
+                tracks.insert(tid, (e["pid"].as_u64().expect("pid"), name));
+            }
+            (Some("X"), Some("running")) => {
+                let id = e["args"]["proc_id"].as_str().expect("proc_id").to_string();
+                running.entry(id).or_default().push(e);
+            }
+            (Some("X"), Some("zombie")) => zombie.entry(tid).or_default().push(e),
+            (Some("i"), Some("exec")) => execs.entry(tid).or_default().push(e),
+            _ => {}
+        }
+    }
+    let forks = t.find("fork", |r| !r.thread());
+    assert_eq!(forks.len(), 303, "the workload, 2 workers, 300 children");
+    let depth = |name: &str| name.matches("· ").count();
+    for fork in &forks {
+        let id = fork.str("proc_id").expect("proc_id");
+        let pid = fork.pid().expect("pid");
+        let slices = running
+            .get(id)
+            .unwrap_or_else(|| panic!("no running slice for {id}"));
+        assert_eq!(slices.len(), 1, "{id}");
+        let r = slices[0];
+        let tid = r["tid"].as_u64().expect("tid");
+        assert_eq!(r["args"]["pid"], pid);
+        assert_eq!(r["args"]["start_ktime_ns"], fork.u64("ktime_ns").unwrap());
+        let exit = t
+            .find("exit", |x| x.str("proc_id") == Some(id) && !x.thread())
+            .first()
+            .copied()
+            .unwrap_or_else(|| panic!("no exit of {id}"));
+        assert_eq!(
+            us_to_ns(&r["dur"]),
+            exit.u64("ktime_ns").unwrap() - fork.u64("ktime_ns").unwrap(),
+            "running slice of {id} lasts from fork to exit"
+        );
+        // Zombie: exactly the recorded zombie time.
+        let z = &zombie[&tid];
+        assert_eq!(z.len(), 1);
+        assert_eq!(
+            Some(us_to_ns(&z[0]["dur"])),
+            t.reap_of(pid).u64("zombie_ns")
+        );
+        // Nested under its parent: one level deeper, after it in order, same group.
+        let (group, name) = &tracks[&tid];
+        assert!(name.contains(&format!("{pid} ")), "{name}");
+        let parent_id = fork.str("parent_proc_id").expect("parent_proc_id");
+        let p = running[parent_id][0];
+        let ptid = p["tid"].as_u64().unwrap();
+        let (pgroup, pname) = &tracks[&ptid];
+        assert_eq!(group, pgroup);
+        assert!(ptid < tid, "{pname} comes before {name}");
+        assert_eq!(depth(name), depth(pname) + 1, "{pname} / {name}");
+    }
+    // Each child's exec of /bin/true is an instant on its track.
+    for c in t.pids("children") {
+        let id = t.fork_of(c).str("proc_id").unwrap();
+        let tid = running[id][0]["tid"].as_u64().unwrap();
+        let e = &execs[&tid];
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0]["args"]["filename"], "/bin/true");
+        assert_eq!(e[0]["args"]["argv"][0], "true");
+    }
+}
+
+#[test]
+fn storm_flame_graph_counts_the_true_children() {
+    let t = run_traced(&["storm", "300"], &[]);
+    t.check_workload(0);
+    let (ran, _, svg) = report_with_views(&t.output);
+    let forks = t.find("fork", |r| !r.thread()).len();
+    assert!(
+        ran.stderr
+            .contains(&format!("out.svg ({forks} processes in ")),
+        "{}",
+        ran.stderr
+    );
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&svg, opts).expect("well-formed SVG");
+    let titles: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("title"))
+        .filter_map(|n| n.text())
+        .collect();
+    // Both workers ran the workload's image and forked 150 `true`s each: one frame.
+    let trues: Vec<&&str> = titles.iter().filter(|t| t.starts_with("true (")).collect();
+    assert_eq!(trues.len(), 1, "{titles:?}");
+    assert!(trues[0].starts_with("true (300 processes, "), "{titles:?}");
+    assert!(
+        titles.contains(&format!("all ({forks} processes, 100%)").as_str()),
+        "{titles:?}"
+    );
+    assert!(svg.contains("tracer: processes spawned by ancestry"));
+}
+
+#[test]
+fn unwritable_view_files_fail_with_one_line() {
+    let t = run_traced(&["fork-exit"], &[]);
+    t.check_workload(0);
+    let missing = t.output.with_file_name("no-such-dir").join("out.json");
+    let ran = run_tracer(
+        &[
+            OsStr::new("report"),
+            OsStr::new("--perfetto"),
+            missing.as_os_str(),
+            t.output.as_os_str(),
+        ],
+        None,
+    );
+    assert_eq!(ran.status.code(), Some(1));
+    assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with(&format!(
+            "tracer: cannot write the Perfetto trace to {}: ",
+            missing.display()
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stdout.is_empty(),
+        "no report after a failed file: {}",
+        ran.stdout
     );
 }

@@ -16,6 +16,7 @@ EXAMPLES:
     tracer report events.jsonl                # who forked most, zombies, crashes, timeline
     tracer report --tree -p 1234 run.jsonl    # the process tree below pid 1234, folded
     tracer report --format json a.jsonl b.jsonl   # several files or hosts merged, as JSON
+    tracer report --perfetto t.json --flamegraph f.svg run.jsonl  # timeline and flame graph files
     zcat old.jsonl.gz | tracer report -       # read a compressed recording from stdin";
 
 #[derive(Debug, Parser)]
@@ -173,6 +174,14 @@ pub struct ReportArgs {
     /// Rows in each ranked list of the report.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub top: u32,
+    /// Also write a timeline for ui.perfetto.dev or chrome://tracing (Chrome trace event
+    /// JSON): a track per process in tree order, running and zombie phases, execs.
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
+    /// Also write an ancestry flame graph (SVG): the programs run, from the root down;
+    /// width = processes spawned.
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
 }
 
 /// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.

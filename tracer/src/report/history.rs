@@ -274,6 +274,8 @@ pub struct AlertSeen {
     /// An `alert_end` record: the episode ended.
     pub end: bool,
     pub message: String,
+    /// The culprit the record names, when a record about it came before.
+    pub proc: Option<ProcIdx>,
 }
 
 /// A failed execve.
@@ -571,13 +573,19 @@ impl History {
                 alert,
                 end,
                 message,
-            } => self.alerts.push(AlertSeen {
-                run,
-                ktime_ns: t,
-                alert,
-                end,
-                message,
-            }),
+            } => {
+                // Only looked up: an alert is not a record of the culprit's life (an
+                // `alert_end` may name a process long gone).
+                let proc = self.find(run, s.proc_id);
+                self.alerts.push(AlertSeen {
+                    run,
+                    ktime_ns: t,
+                    alert,
+                    end,
+                    message,
+                    proc,
+                });
+            }
         }
     }
 

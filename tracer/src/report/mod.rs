@@ -3,15 +3,18 @@
 //! Reads JSON Lines written by `tracer watch -o` (several files or hosts merged,
 //! `-` for stdin), rebuilds every process's life ([`history::History`]), and prints
 //! a report for a terminal ([`text`]), the same as JSON ([`json`], described in
-//! docs/report.md), or the process tree ([`tree`]).
+//! docs/report.md), or the process tree ([`tree`]); and on request a timeline for
+//! Perfetto ([`perfetto`]) and an ancestry flame graph ([`flamegraph`]) in files.
 //!
 //! [`load`] gives the parsed records and history, the starting point for any other
 //! output.
 
+pub mod flamegraph;
 pub mod fmt;
 pub mod history;
 pub mod json;
 pub mod lines;
+pub mod perfetto;
 pub mod progress;
 pub mod reader;
 pub mod stats;
@@ -22,8 +25,12 @@ pub mod walltime;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod views_tests;
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
@@ -79,7 +86,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         comm: args.comm.clone(),
     };
     let want_tree = args.tree || !args.pids.is_empty() || args.comm.is_some();
-    if want_tree && tree::roots(&loaded.history, &sel).is_empty() {
+    let roots = tree::roots(&loaded.history, &sel);
+    if want_tree && roots.is_empty() {
         bail!(
             "no process in the recording matches{}{}; `tracer report --tree FILE` shows them all",
             if args.pids.is_empty() {
@@ -99,6 +107,34 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
                 .map_or_else(String::new, |c| format!(" --comm {c:?}"))
         );
     }
+    // The files first: a file that cannot be written fails the command before
+    // the report is printed.
+    if let Some(path) = &args.perfetto {
+        let events = write_file(path, "Perfetto trace", |w| {
+            perfetto::write(w, &loaded.history, &roots)
+        })?;
+        eprintln!(
+            "wrote {} ({} events)",
+            path.display(),
+            fmt::thousands(events)
+        );
+    }
+    if let Some(path) = &args.flamegraph {
+        let folded = flamegraph::folded(&loaded.history, &roots);
+        if folded.processes == 0 {
+            bail!(
+                "{}: no flame graph written: the recording has no process whose fork was recorded",
+                path.display()
+            );
+        }
+        write_file(path, "flame graph", |w| flamegraph::write(w, &folded))?;
+        eprintln!(
+            "wrote {} ({} processes in {} stacks)",
+            path.display(),
+            fmt::thousands(folded.processes),
+            fmt::thousands(folded.lines.len() as u64)
+        );
+    }
     let stdout = io::stdout().lock();
     let result = write_output(stdout, args, &loaded, want_tree, &sel);
     match result {
@@ -107,6 +143,20 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e).context("cannot write the report to stdout"),
     }
+}
+
+/// Creates `path` and writes it with `write` through a buffer.
+fn write_file<T>(
+    path: &Path,
+    what: &str,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<T>,
+) -> anyhow::Result<T> {
+    let fail = || format!("cannot write the {what} to {}", path.display());
+    let file = File::create(path).with_context(fail)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let value = write(&mut w).with_context(fail)?;
+    w.flush().with_context(fail)?;
+    Ok(value)
 }
 
 fn write_output(
