@@ -649,7 +649,10 @@ pub fn check_record(v: &Value) -> Result<(), String> {
         field(v, "cgroup", Str, true)?;
     }
     match ty {
-        "process" => {}
+        "process" => {
+            field(v, "argv", StrArray, false)?;
+            field(v, "argv_redacted", Bool, false)?;
+        }
         "fork" => {
             field(v, "parent_proc_id", Str, true)?;
             field(v, "thread", Bool, false)?;
@@ -666,6 +669,7 @@ pub fn check_record(v: &Value) -> Result<(), String> {
             field(v, "filename", Str, false)?;
             field(v, "argv", StrArray, false)?;
             field(v, "argv_truncated", Bool, false)?;
+            field(v, "argv_redacted", Bool, false)?;
             field(v, "old_tid", U64, true)?;
         }
         "exec_failed" => {

@@ -2,10 +2,11 @@
 //! that storm, leave zombies, crash-loop and hit RLIMIT_NPROC, and each test checks
 //! the one alert the pattern must raise, naming the right process and figures.
 //!
-//! Needs root and a built tracer, like tests/tests/kernel.rs. Thresholds are the
-//! defaults where a busy two-core machine still meets them by far (a storm of
-//! thousands of forks per second against 200/s), and lowered by flags only where
-//! the default would make the test slow (zombie counts and ages).
+//! Needs root and a built tracer, like tests/tests/kernel.rs. Thresholds are
+//! lowered by flags where a busy two-core machine could miss the default (the
+//! fork-storm rate: 100/s against a workload forking at several hundred per
+//! second or more) or where the default would make the test slow (zombie counts
+//! and ages).
 
 use std::time::Duration;
 
@@ -41,7 +42,9 @@ fn fork_storm_raises_one_alert_naming_the_parent() {
     // a 2 s quiet period, ends while still traced.
     let t = run_traced_within(
         &["fork-storm", "5", "20000", "3500"],
-        &["--alert-quiet", "2s"],
+        // Half the default rate: on a loaded 2-core machine the workload's rate
+        // dips now and then, and a dip below the threshold restarts the 3 s.
+        &["--alert-quiet", "2s", "--storm-rate", "100"],
         Duration::from_secs(120),
     );
     t.check_workload(0);
@@ -53,7 +56,7 @@ fn fork_storm_raises_one_alert_naming_the_parent() {
         t,
         [me],
         children * 1000 / storm_ms.max(1) > 400 && storm_ms >= 4000,
-        "the workload forked only {children} children in {storm_ms} ms: too slow to test a 200/s threshold"
+        "the workload forked only {children} children in {storm_ms} ms: too slow to test a 100/s threshold"
     );
 
     let a = t.one_alert("fork_storm", false, &[me]);
@@ -77,7 +80,7 @@ fn fork_storm_raises_one_alert_naming_the_parent() {
     ensure!(
         t,
         [me],
-        fig(&t, &[me], a, "rate_per_s") > 200 && fig(&t, &[me], a, "threshold_per_s") == 200,
+        fig(&t, &[me], a, "rate_per_s") > 100 && fig(&t, &[me], a, "threshold_per_s") == 100,
         "rate and threshold: {a}"
     );
     let for_ns = fig(&t, &[me], a, "for_ns");
@@ -91,8 +94,8 @@ fn fork_storm_raises_one_alert_naming_the_parent() {
     ensure!(
         t,
         [me],
-        counted >= 600 && counted <= children,
-        "children {counted} (3 s above 200/s, and at most the {children} forked)"
+        counted >= 300 && counted <= children,
+        "children {counted} (3 s above 100/s, and at most the {children} forked)"
     );
     let top = &a.get("executables")[0];
     ensure!(

@@ -84,6 +84,8 @@ pub struct WatchArgs {
     pub color: ColorWhen,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub redact: RedactArgs,
     /// Run COMMAND and follow its whole process tree, including orphans that outlive it;
     /// tracer exits with COMMAND's exit status once the last of them is gone.
     #[arg(last = true, value_name = "COMMAND")]
@@ -142,6 +144,29 @@ impl AlertArgs {
             fork_fail_window_ns: ns(self.fork_fail_window),
             quiet_ns: ns(self.alert_quiet),
         })
+    }
+}
+
+/// Secrets in command lines: replaced by `***` in every argv written
+/// (docs/redaction.md lists the default rules).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Secrets")]
+pub struct RedactArgs {
+    /// Replace what REGEX matches in any argument by `***` (only its group named
+    /// `secret`, if it has one: 'card=(?P<secret>\d+)'), besides the default rules.
+    /// Repeatable.
+    #[arg(long = "redact", value_name = "REGEX")]
+    pub patterns: Vec<String>,
+    /// Turn off the default rules (passwords, tokens, keys, Authorization headers,
+    /// user:password@ in URLs); only --redact patterns apply.
+    #[arg(long)]
+    pub no_default_redact: bool,
+}
+
+impl RedactArgs {
+    /// The redactor these flags ask for; an error names a bad pattern.
+    pub fn redactor(&self) -> Result<crate::redact::Redactor, crate::redact::RedactError> {
+        crate::redact::Redactor::new(&self.patterns, !self.no_default_redact)
     }
 }
 
@@ -427,6 +452,44 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn redact_flags() {
+        let w = parse(&["watch"]).unwrap();
+        assert!(w.redact.patterns.is_empty() && !w.redact.no_default_redact);
+        assert!(w.redact.redactor().unwrap().is_active());
+        let w = parse(&[
+            "watch",
+            "--redact",
+            r"card=\d+",
+            r"--redact=(?i)sk_live_\w+",
+            "--no-default-redact",
+            "--",
+            "app",
+            "--redact",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(w.redact.patterns, [r"card=\d+", r"(?i)sk_live_\w+"]);
+        assert!(w.redact.no_default_redact);
+        assert_eq!(w.command, vec!["app", "--redact", "x"]);
+        let r = w.redact.redactor().unwrap();
+        let mut argv = vec![
+            b"pay".to_vec(),
+            b"card=42".to_vec(),
+            b"--password=x".to_vec(),
+        ];
+        assert!(r.redact_argv(&mut argv));
+        assert_eq!(argv, [&b"pay"[..], b"***", b"--password=x"]);
+        let w = parse(&["watch", "--no-default-redact"]).unwrap();
+        assert!(!w.redact.redactor().unwrap().is_active());
+        // A bad pattern parses (the regex is checked when watch starts) and then
+        // fails with a message naming it.
+        let w = parse(&["watch", "--redact", "a(b"]).unwrap();
+        let e = w.redact.redactor().unwrap_err().to_string();
+        assert!(e.contains("'a(b'") && !e.contains('\n'), "{e}");
+        assert!(parse(&["watch", "--redact"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod model;
 pub mod output;
 pub mod procfs;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod tracefs;
 pub mod watch;

@@ -66,6 +66,9 @@ pub enum Body {
         argv: Vec<Vec<u8>>,
         /// ps STAT letter (R, S, D, Z, T, ...).
         state: char,
+        /// Secrets in `argv` were replaced by `***` ([`crate::redact`]); set by
+        /// the writer side, false from the model.
+        argv_redacted: bool,
     },
     Fork {
         parent_proc_id: Option<ProcId>,
@@ -76,6 +79,9 @@ pub enum Body {
         filename: Vec<u8>,
         argv: Vec<Vec<u8>>,
         argv_truncated: bool,
+        /// Secrets in `argv` were replaced by `***` ([`crate::redact`]); set by
+        /// the writer side, false from the model.
+        argv_redacted: bool,
         /// Set when a non-leader thread exec'd.
         old_tid: Option<u32>,
     },

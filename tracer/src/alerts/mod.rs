@@ -137,6 +137,7 @@ impl Engine {
                 filename,
                 argv,
                 state,
+                ..
             } => self.process(s, filename, argv, *state, t, out),
             Body::Fork {
                 parent_proc_id,

@@ -100,6 +100,7 @@ impl World {
                 filename: Some(filename.as_bytes().to_vec()),
                 argv: vec![comm.as_bytes().to_vec(), b"--serve".to_vec()],
                 state,
+                argv_redacted: false,
             },
         );
     }
@@ -147,6 +148,7 @@ impl World {
                 argv: vec![base.as_bytes().to_vec()],
                 argv_truncated: false,
                 old_tid: None,
+                argv_redacted: false,
             },
         );
     }

@@ -198,6 +198,7 @@ impl Model {
             filename: x.filename.clone(),
             argv: x.argv.clone(),
             argv_truncated: x.argv_truncated,
+            argv_redacted: false,
             old_tid,
         };
         self.push(out, ev.ktime_ns, id, task, body);

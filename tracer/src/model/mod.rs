@@ -225,6 +225,7 @@ impl Model {
                 filename: p.filename.clone(),
                 argv: p.argv.clone(),
                 state,
+                argv_redacted: false,
             },
         })
     }

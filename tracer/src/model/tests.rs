@@ -286,7 +286,8 @@ fn fork_exec_exit_wait_records() {
             filename: b"/bin/ls".to_vec(),
             argv: vec![b"/bin/ls".to_vec(), b"-x".to_vec()],
             argv_truncated: false,
-            old_tid: None
+            old_tid: None,
+            argv_redacted: false,
         }
     );
     assert_eq!(s.proc(c).comm.as_bytes(), b"ls");
@@ -654,7 +655,8 @@ fn non_leader_exec() {
             filename: b"/bin/new".to_vec(),
             argv: vec![b"new".to_vec()],
             argv_truncated: true,
-            old_tid: Some(31)
+            old_tid: Some(31),
+            argv_redacted: false,
         }
     );
     assert_eq!(subj(&r[0]).tid, 30);
@@ -875,6 +877,7 @@ fn seeding_parents_first_with_zombies() {
         state,
         ref filename,
         ref argv,
+        ..
     } = r[2].body
     else {
         panic!("{:?}", r[2])

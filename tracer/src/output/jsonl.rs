@@ -172,9 +172,11 @@ fn encode(
             filename,
             argv: args,
             state,
+            argv_redacted,
         } => {
             opt_string(out, "filename", filename.as_deref());
             argv(out, args);
+            boolean(out, "argv_redacted", *argv_redacted);
             let mut buf = [0u8; 4];
             string(out, "state", state.encode_utf8(&mut buf).as_bytes());
         }
@@ -195,11 +197,13 @@ fn encode(
             filename,
             argv: args,
             argv_truncated,
+            argv_redacted,
             old_tid,
         } => {
             string(out, "filename", filename);
             argv(out, args);
             boolean(out, "argv_truncated", *argv_truncated);
+            boolean(out, "argv_redacted", *argv_redacted);
             opt_num(out, "old_tid", old_tid.map(u64::from));
         }
         Body::ForkFailed { errno } => {
@@ -441,19 +445,22 @@ mod tests {
             filename: Some(b"/usr/bin/bash".to_vec()),
             argv: vec![b"-bash".to_vec(), b"".to_vec()],
             state: 'S',
+            argv_redacted: false,
         });
         assert_eq!(
             per_type(m, "process"),
-            json!({"filename": "/usr/bin/bash", "argv": ["-bash", ""], "state": "S"})
+            json!({"filename": "/usr/bin/bash", "argv": ["-bash", ""], "argv_redacted": false,
+                   "state": "S"})
         );
         let m = one(Body::Process {
             filename: None,
             argv: vec![],
             state: 'Z',
+            argv_redacted: true,
         });
         assert_eq!(
             per_type(m, "process"),
-            json!({"filename": null, "argv": [], "state": "Z"})
+            json!({"filename": null, "argv": [], "argv_redacted": true, "state": "Z"})
         );
     }
 
@@ -489,21 +496,24 @@ mod tests {
             argv: vec![b"ls".to_vec(), b"-la".to_vec(), b"a \"b\"".to_vec()],
             argv_truncated: true,
             old_tid: Some(1250),
+            argv_redacted: true,
         });
         assert_eq!(
             per_type(m, "exec"),
             json!({"filename": "/usr/bin/ls", "argv": ["ls", "-la", "a \"b\""],
-                   "argv_truncated": true, "old_tid": 1250})
+                   "argv_truncated": true, "argv_redacted": true, "old_tid": 1250})
         );
         let m = one(Body::Exec {
             filename: b"/bin/true".to_vec(),
             argv: vec![],
             argv_truncated: false,
             old_tid: None,
+            argv_redacted: false,
         });
         assert_eq!(
             per_type(m, "exec"),
-            json!({"filename": "/bin/true", "argv": [], "argv_truncated": false, "old_tid": null})
+            json!({"filename": "/bin/true", "argv": [], "argv_truncated": false,
+                   "argv_redacted": false, "old_tid": null})
         );
     }
 
@@ -615,6 +625,7 @@ mod tests {
             argv: args.clone(),
             argv_truncated: false,
             old_tid: None,
+            argv_redacted: false,
         });
         r.subject.as_mut().unwrap().comm = Comm::new(b"c\x80mm");
         let m = roundtrip(&[r]).remove(0);
@@ -641,6 +652,7 @@ mod tests {
             filename: None,
             argv: vec![],
             state: 'R',
+            argv_redacted: false,
         });
         r.subject = Some(Subject {
             cgroup_id: root_id,
@@ -746,6 +758,7 @@ mod tests {
                 filename: None,
                 argv: vec![],
                 state: 'S',
+                argv_redacted: false,
             },
             Body::Fork {
                 parent_proc_id: None,
@@ -757,6 +770,7 @@ mod tests {
                 argv: vec![],
                 argv_truncated: false,
                 old_tid: None,
+                argv_redacted: false,
             },
             Body::ExecFailed {
                 filename: vec![],
@@ -807,6 +821,7 @@ mod tests {
             argv: vec![b"x\ny\r".to_vec()],
             argv_truncated: false,
             old_tid: None,
+            argv_redacted: false,
         });
         w.write(&r, &mut cg).unwrap();
         w.write(&r, &mut cg).unwrap();

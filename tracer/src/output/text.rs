@@ -218,6 +218,7 @@ fn format_line(
             filename,
             argv,
             state,
+            ..
         } => {
             pid_comm(out);
             out.extend_from_slice(b"  ");
@@ -260,6 +261,7 @@ fn format_line(
             argv,
             argv_truncated,
             old_tid,
+            ..
         } => {
             pad_left(out, s.map_or(0, |s| u64::from(s.pid)), PID_WIDTH);
             out.push(b' ');
@@ -469,6 +471,7 @@ mod tests {
             argv: vec![b"ls".to_vec(), b"-la".to_vec()],
             argv_truncated: false,
             old_tid: None,
+            argv_redacted: false,
         };
         assert_eq!(
             line(Some(subject(1240, b"ls")), body),
@@ -485,6 +488,7 @@ mod tests {
             ],
             argv_truncated: true,
             old_tid: Some(1300),
+            argv_redacted: false,
         };
         assert_eq!(
             line(Some(subject(1240, b"echo")), body),
@@ -583,6 +587,7 @@ mod tests {
             filename: Some(b"/usr/bin/bash".to_vec()),
             argv: vec![b"-bash".to_vec()],
             state: 'S',
+            argv_redacted: false,
         };
         assert_eq!(
             line(Some(subject(900, b"bash")), body),
@@ -592,6 +597,7 @@ mod tests {
             filename: None,
             argv: vec![],
             state: 'I',
+            argv_redacted: false,
         };
         assert_eq!(
             line(Some(subject(2, b"kthreadd")), body),

@@ -79,6 +79,8 @@ fn open_output(path: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
+    // Before any file is created: a bad pattern leaves nothing behind.
+    let redactor = args.redact.redactor()?;
     let mut writers = Vec::new();
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
@@ -105,6 +107,7 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
     }
     Ok(Sinks {
         writers,
+        redactor,
         cgroups: CgroupResolver::new(),
         counts: Default::default(),
         failed: Default::default(),

@@ -10,6 +10,7 @@ use crate::{
     cgroup::CgroupResolver,
     output::Writer,
     record::{Body, ProcId, Record},
+    redact::Redactor,
 };
 
 pub struct Sinks {
@@ -24,18 +25,22 @@ pub struct Sinks {
     pub fork_parents: Option<HashSet<ProcId>>,
     /// Sees every record written and raises alerts; `None` with `--no-alerts`.
     pub alerts: Option<Engine>,
+    /// Hides secrets in argv before a record is written or seen by `alerts`.
+    pub redactor: Redactor,
 }
 
 impl Sinks {
     /// Writes the records, each followed by the alerts it raises.
     pub fn write_all(&mut self, records: &mut Vec<Record>) {
         let mut raised = Vec::new();
-        for rec in records.drain(..) {
-            self.write_one(&rec);
+        for mut rec in records.drain(..) {
+            self.write_one(&mut rec);
             if let Some(engine) = self.alerts.as_mut() {
+                // It sees the record redacted: the argv it quotes in alerts
+                // comes from these records.
                 engine.observe(&rec, &mut raised);
-                for alert in raised.drain(..) {
-                    self.write_one(&alert);
+                for mut alert in raised.drain(..) {
+                    self.write_one(&mut alert);
                 }
             }
         }
@@ -48,12 +53,15 @@ impl Sinks {
         if let Some(engine) = self.alerts.as_mut() {
             engine.tick(now, &mut raised);
         }
-        for alert in &raised {
-            self.write_one(alert);
+        for mut alert in raised {
+            self.write_one(&mut alert);
         }
     }
 
-    fn write_one(&mut self, rec: &Record) {
+    /// Every record goes out through here, its argv redacted first.
+    fn write_one(&mut self, rec: &mut Record) {
+        redact(&self.redactor, rec);
+        let rec = &*rec;
         *self.counts.entry(rec.body.type_name()).or_default() += 1;
         if let (
             Some(set),
@@ -121,6 +129,27 @@ impl Sinks {
                 note_failure(&mut self.failed, name, "flushing", &e, 0);
             }
         }
+    }
+}
+
+/// Replaces secrets in the record's argv (`exec`, `process`, `alert`), and says so
+/// in `argv_redacted` where the record has it.
+fn redact(redactor: &Redactor, rec: &mut Record) {
+    match &mut rec.body {
+        Body::Exec {
+            argv,
+            argv_redacted,
+            ..
+        }
+        | Body::Process {
+            argv,
+            argv_redacted,
+            ..
+        } => *argv_redacted |= redactor.redact_argv(argv),
+        Body::Alert(a) => {
+            redactor.redact_argv(&mut a.argv);
+        }
+        _ => {}
     }
 }
 
