@@ -21,6 +21,8 @@ pub mod unit;
 pub mod walltime;
 
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io::{self, Write};
