@@ -709,6 +709,17 @@ pub fn check_record(v: &Value) -> Result<(), String> {
             field(v, "kind", Str, false)?;
         }
         "alert" | "alert_end" => check_alert(v)?,
+        "meta" => {
+            field(v, "tracer_version", Str, false)?;
+            field(v, "schema_version", U64, false)?;
+            field(v, "kernel", Str, true)?;
+            if !v.get("options").is_some_and(Value::is_object) {
+                return Err("field \"options\" is not an object".into());
+            }
+            if v["schema_version"].as_u64() != Some(1) {
+                return Err("schema_version is not 1".into());
+            }
+        }
         other => return Err(format!("unknown type {other:?}")),
     }
     Ok(())

@@ -57,7 +57,8 @@ pub enum ColorWhen {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Write JSON Lines records to FILE (`-` for stdout). The file is created with mode 0600.
+    /// Write JSON Lines records to FILE (`-` for stdout). The file is created with mode
+    /// --file-mode (0600) and starts with a `meta` record; SIGHUP makes tracer reopen it.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Form of the lines printed on stdout.
@@ -83,6 +84,8 @@ pub struct WatchArgs {
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
     #[command(flatten)]
+    pub file: FileArgs,
+    #[command(flatten)]
     pub alerts: AlertArgs,
     #[command(flatten)]
     pub redact: RedactArgs,
@@ -90,6 +93,28 @@ pub struct WatchArgs {
     /// tracer exits with COMMAND's exit status once the last of them is gone.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// How the output file (`-o FILE`) is written: rotation, compression, permissions.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output file")]
+pub struct FileArgs {
+    /// Rotate the output file when it reaches SIZE (e.g. 100M, 1G): FILE becomes FILE.1,
+    /// FILE.1 becomes FILE.2, and so on; the new FILE starts with a `meta` record and the
+    /// process tree, so each file can be reported on its own.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "output")]
+    pub rotate_size: Option<u64>,
+    /// Rotated files to keep (FILE.1 ... FILE.N); the oldest is deleted.
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "rotate_size",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rotate_keep: u32,
+    /// Compress rotated files with zstd (FILE.1.zst, ...) in the background; `tracer report`
+    /// reads them as they are.
+    #[arg(long, requires = "rotate_size")]
+    pub compress: bool,
+    /// Permissions of the files tracer creates, in octal (applied exactly, whatever the umask).
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode, default_value = "0600", requires = "output")]
+    pub file_mode: u32,
 }
 
 /// When `watch` raises `alert` records (docs/events.md); each is raised once per
@@ -255,6 +280,48 @@ pub fn parse_ring_size(s: &str) -> Result<u32, String> {
         ));
     }
     Ok(bytes as u32)
+}
+
+/// Parses a file size: `100M`, `512K`, `2G` or bytes (K, M, G are powers of 1024);
+/// at least 4K.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use e.g. 100M, 512K or 1G"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < 4096 {
+        return Err(format!("{s:?}: the size must be at least 4K"));
+    }
+    Ok(bytes)
+}
+
+/// Parses permission bits in octal (`600`, `0640`, `0o640`). The owner must be able to
+/// read and write (tracer reopens its files); no setuid, setgid or sticky bits.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("{s:?} is not an octal mode: use e.g. 0600 or 0640"))?;
+    if mode > 0o777 {
+        return Err(format!(
+            "{s:?}: only permission bits (at most 0777) can be given"
+        ));
+    }
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "{s:?}: the owner must be able to read and write the file (e.g. 0600 or 0640)"
+        ));
+    }
+    Ok(mode)
 }
 
 /// Entry point: parses arguments, runs the command, turns errors into one line.
@@ -501,6 +568,68 @@ mod tests {
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn file_flags() {
+        let w = parse(&["watch", "-o", "x"]).unwrap();
+        assert_eq!(
+            (w.file.rotate_size, w.file.rotate_keep, w.file.compress),
+            (None, 5, false)
+        );
+        assert_eq!(w.file.file_mode, 0o600);
+        let w = parse(&[
+            "watch",
+            "-o",
+            "x",
+            "--rotate-size",
+            "100M",
+            "--rotate-keep",
+            "3",
+            "--compress",
+            "--file-mode",
+            "640",
+        ])
+        .unwrap();
+        assert_eq!(w.file.rotate_size, Some(100 << 20));
+        assert_eq!(w.file.rotate_keep, 3);
+        assert!(w.file.compress);
+        assert_eq!(w.file.file_mode, 0o640);
+        // Each needs what it applies to.
+        assert!(parse(&["watch", "--rotate-size", "1M"]).is_err());
+        assert!(parse(&["watch", "-o", "x", "--compress"]).is_err());
+        assert!(parse(&["watch", "-o", "x", "--rotate-keep", "2"]).is_err());
+        assert!(parse(&["watch", "--file-mode", "0640"]).is_err());
+        assert!(
+            parse(&[
+                "watch",
+                "-o",
+                "x",
+                "--rotate-size",
+                "1M",
+                "--rotate-keep",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn sizes_and_modes() {
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("5000"), Ok(5000));
+        assert!(parse_size("1K").is_err());
+        assert!(parse_size("big").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("0o644"), Ok(0o644));
+        assert!(parse_mode("0400").unwrap_err().contains("owner"));
+        assert!(parse_mode("4755").is_err());
+        assert!(parse_mode("0x1f").is_err());
+        assert!(parse_mode("rw-").is_err());
     }
 
     #[test]

@@ -27,18 +27,59 @@ pub struct JsonlWriter<W: Write> {
 
 impl<W: Write> JsonlWriter<W> {
     pub fn new(w: W, info: RunInfo) -> Self {
+        Self::with_capacity(w, info, 64 * 1024)
+    }
+
+    fn with_capacity(w: W, info: RunInfo, capacity: usize) -> Self {
         let mut run_fields = Vec::new();
         run_fields.extend_from_slice(b",\"host\":");
         escape_bytes_into(&mut run_fields, info.host.as_bytes());
         run_fields.extend_from_slice(b",\"boot_id\":");
         escape_bytes_into(&mut run_fields, info.boot_id.as_bytes());
         JsonlWriter {
-            out: BufWriter::with_capacity(64 * 1024, w),
+            out: BufWriter::with_capacity(capacity, w),
             line: Vec::with_capacity(1024),
             run_fields,
             realtime_offset_ns: info.realtime_offset_ns,
             written: 0,
         }
+    }
+
+    /// A writer without its own buffer, for a sink that buffers whole lines
+    /// itself (the output file): each line reaches `w` in one `write_all`.
+    pub fn unbuffered(w: W, info: RunInfo) -> Self {
+        Self::with_capacity(w, info, 0)
+    }
+
+    /// The sink.
+    pub fn get_ref(&self) -> &W {
+        self.out.get_ref()
+    }
+
+    /// The sink, to rotate or reopen it. Nothing is buffered in between with
+    /// [`JsonlWriter::unbuffered`].
+    pub fn get_mut(&mut self) -> &mut W {
+        self.out.get_mut()
+    }
+
+    /// Writes a `meta` record (docs/events.md): the common fields, then `fields`,
+    /// which are already JSON (`,"name":value...`).
+    pub fn write_meta(&mut self, ktime_ns: u64, fields: &[u8]) -> io::Result<()> {
+        let seq = self.written + 1;
+        self.line.clear();
+        common(
+            &mut self.line,
+            seq,
+            "meta",
+            ktime_ns,
+            &self.run_fields,
+            self.realtime_offset_ns,
+        );
+        self.line.extend_from_slice(fields);
+        self.line.extend_from_slice(b"}\n");
+        self.out.write_all(&self.line)?;
+        self.written = seq;
+        Ok(())
     }
 
     /// Writes one record as one line. `seq` only advances when the line was
@@ -137,6 +178,27 @@ fn argv(out: &mut Vec<u8>, args: &[Vec<u8>]) {
     out.push(b']');
 }
 
+/// The fields every record starts with: `seq`, `type`, `ts`, `ktime_ns`, `host`,
+/// `boot_id`.
+fn common(
+    out: &mut Vec<u8>,
+    seq: u64,
+    type_name: &str,
+    ktime_ns: u64,
+    run_fields: &[u8],
+    realtime_offset_ns: i128,
+) {
+    out.extend_from_slice(b"{\"seq\":");
+    push_u64(out, seq);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(type_name.as_bytes());
+    out.extend_from_slice(b"\",\"ts\":\"");
+    push_rfc3339(out, i128::from(ktime_ns) + realtime_offset_ns);
+    out.push(b'"');
+    num(out, "ktime_ns", ktime_ns);
+    out.extend_from_slice(run_fields);
+}
+
 fn encode(
     out: &mut Vec<u8>,
     seq: u64,
@@ -145,15 +207,14 @@ fn encode(
     rec: &Record,
     cgroups: &mut CgroupResolver,
 ) {
-    out.extend_from_slice(b"{\"seq\":");
-    push_u64(out, seq);
-    out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(rec.body.type_name().as_bytes());
-    out.extend_from_slice(b"\",\"ts\":\"");
-    push_rfc3339(out, i128::from(rec.ktime_ns) + realtime_offset_ns);
-    out.push(b'"');
-    num(out, "ktime_ns", rec.ktime_ns);
-    out.extend_from_slice(run_fields);
+    common(
+        out,
+        seq,
+        rec.body.type_name(),
+        rec.ktime_ns,
+        run_fields,
+        realtime_offset_ns,
+    );
 
     if let Some(s) = &rec.subject {
         num(out, "pid", u64::from(s.pid));
@@ -803,6 +864,10 @@ mod tests {
         for line in block.lines() {
             let doc_rec: serde_json::Map<String, Value> = serde_json::from_str(line).unwrap();
             let ty = doc_rec["type"].as_str().unwrap();
+            if ty == "meta" {
+                // Its own fields come from watch/header.rs, which checks them.
+                continue;
+            }
             let ours = written.iter().find(|m| m["type"] == ty).unwrap();
             let doc_keys: Vec<_> = doc_rec.keys().collect();
             let our_keys: Vec<_> = ours.keys().collect();
@@ -810,6 +875,30 @@ mod tests {
             seen.insert(ty.to_owned());
         }
         assert_eq!(seen.len(), n_types, "one documented example per type");
+    }
+
+    #[test]
+    fn meta_record_has_the_common_fields_then_its_own() {
+        let mut w = JsonlWriter::unbuffered(Vec::new(), info());
+        let mut cg = CgroupResolver::unavailable();
+        w.write(
+            &rec(Body::Lost {
+                kind: "exec",
+                count: 1,
+            }),
+            &mut cg,
+        )
+        .unwrap();
+        w.write_meta(2_000_000_123, br#","kernel":"6.1""#).unwrap();
+        assert_eq!(w.records_written(), 2);
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let meta: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(
+            meta,
+            json!({"seq": 2, "type": "meta", "ts": "2026-11-18T11:06:42.000000123Z",
+                   "ktime_ns": 2_000_000_123u64, "host": "web-1", "boot_id": "0b1c-boot",
+                   "kernel": "6.1"})
+        );
     }
 
     #[test]

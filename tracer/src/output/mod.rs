@@ -6,6 +6,7 @@
 //! and resolve cgroup ids to paths through a [`CgroupResolver`] the caller keeps.
 
 pub mod escape;
+pub mod file;
 pub mod jsonl;
 pub mod names;
 pub mod text;

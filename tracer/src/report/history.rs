@@ -11,6 +11,10 @@
 //! record about it fills in what it knows. Parents are linked by `parent_proc_id`
 //! where a `fork` gives it, otherwise by pid: the process that held the parent pid
 //! when the child was first seen. Parent links never form a cycle, whatever the input.
+//!
+//! Every output file starts with a `process` snapshot of the tree, so rotated files
+//! read together repeat processes already known: a `process` record of a process
+//! known from its `fork` or an earlier snapshot changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -439,13 +443,18 @@ impl History {
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
-                if p.origin == Origin::Inferred {
-                    p.origin = Origin::Snapshot;
-                    // What /proc said is the start: later records must not have
-                    // overwritten it with a newer comm.
-                    p.start_comm = s.comm;
-                    p.ppid = s.ppid;
+                if p.origin != Origin::Inferred {
+                    // Already known from a fork or an earlier snapshot: this is the
+                    // snapshot that starts a rotated or reopened file (docs/events.md,
+                    // `meta`). It adds no process, and what the process ran and how
+                    // it ended are already known better from its own records.
+                    return;
                 }
+                p.origin = Origin::Snapshot;
+                // What /proc said is the start: later records must not have
+                // overwritten it with a newer comm.
+                p.start_comm = s.comm;
+                p.ppid = s.ppid;
                 if p.image.is_none() {
                     p.image = filename.as_deref().map(Arc::from);
                 }

@@ -24,6 +24,8 @@ pub mod unit;
 pub mod walltime;
 
 #[cfg(test)]
+mod files_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod views_tests;

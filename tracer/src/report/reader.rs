@@ -12,11 +12,19 @@
 //! `ktime_ns` is the one clock that orders events of one boot, and `seq` breaks ties
 //! in the order the agent wrote them. The same record read twice (the same file
 //! given twice, overlapping rotated files) is kept once.
+//!
+//! Inputs compressed with zstd (rotated files of `watch --compress`) are read as
+//! they are, recognised by their first bytes whatever their name. A `meta` record
+//! (the header of each output file) is not an event: it goes to its run's
+//! [`Run::meta`]. `seq` continues across the files of one run, so rotated files
+//! show no gap of their own.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -73,6 +81,21 @@ pub struct Run {
     pub last_ktime_ns: u64,
     /// Records kept, per type.
     pub records: BTreeMap<String, u64>,
+    /// The `meta` records of this run (one per output file started), in time order.
+    pub meta: Vec<Meta>,
+}
+
+/// A `meta` record: the tracer, schema, kernel and options that wrote the file it
+/// starts (docs/events.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub ktime_ns: u64,
+    pub seq: u64,
+    pub tracer_version: Option<String>,
+    pub schema_version: Option<u64>,
+    pub kernel: Option<String>,
+    /// The `watch` options, as JSON text.
+    pub options: Option<String>,
 }
 
 impl Run {
@@ -339,6 +362,10 @@ struct Raw {
     kind: Option<String>,
     alert: Option<String>,
     message: Option<String>,
+    tracer_version: Option<String>,
+    schema_version: Option<u64>,
+    kernel: Option<String>,
+    options: Option<serde_json::Value>,
 }
 
 /// A line that gave no record: why, and a short detail.
@@ -394,6 +421,17 @@ struct Parsed {
     body: Body,
 }
 
+/// What a line is: a record, or the `meta` header of a file.
+enum Item {
+    Record(Parsed),
+    Meta {
+        host: String,
+        boot_id: String,
+        ts: Option<String>,
+        meta: Meta,
+    },
+}
+
 const PROCESS_TYPES: [&str; 9] = [
     "process",
     "fork",
@@ -407,7 +445,7 @@ const PROCESS_TYPES: [&str; 9] = [
 ];
 
 /// Parses one line into a record, or says why it cannot be one.
-fn parse_line(line: &[u8]) -> Result<Parsed, Skip> {
+fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let raw: Raw = serde_json::from_slice(line).map_err(|e| {
         let kind = match e.classify() {
             serde_json::error::Category::Data => {
@@ -426,13 +464,28 @@ fn parse_line(line: &[u8]) -> Result<Parsed, Skip> {
     let Some(ty) = raw.ty else {
         return Err((BadKind::NotARecord, "no \"type\"".into()));
     };
-    if ty != "lost" && !PROCESS_TYPES.contains(&ty.as_str()) {
+    if ty != "lost" && ty != "meta" && !PROCESS_TYPES.contains(&ty.as_str()) {
         return Err((BadKind::UnknownType, format!("type {ty:?}")));
     }
     let ktime_ns = need(raw.ktime_ns, "ktime_ns")?;
     let seq = need(raw.seq, "seq")?;
     let host = need(raw.host, "host")?;
     let boot_id = need(raw.boot_id, "boot_id")?;
+    if ty == "meta" {
+        return Ok(Item::Meta {
+            host,
+            boot_id,
+            ts: raw.ts,
+            meta: Meta {
+                ktime_ns,
+                seq,
+                tracer_version: raw.tracer_version,
+                schema_version: raw.schema_version,
+                kernel: raw.kernel,
+                options: raw.options.map(|o| o.to_string()),
+            },
+        });
+    }
 
     let subject = if ty == "lost" {
         None
@@ -520,7 +573,7 @@ fn parse_line(line: &[u8]) -> Result<Parsed, Skip> {
         },
         _ => unreachable!("type checked above"),
     };
-    Ok(Parsed {
+    Ok(Item::Record(Parsed {
         host,
         boot_id,
         ts: raw.ts,
@@ -528,7 +581,7 @@ fn parse_line(line: &[u8]) -> Result<Parsed, Skip> {
         seq,
         subject,
         body,
-    })
+    }))
 }
 
 /// Reads records from all sources; `progress` is told how far reading got.
@@ -604,9 +657,37 @@ impl SeqCheck {
     }
 }
 
+/// A `BufRead` that counts the bytes taken from it: the compressed bytes under
+/// a zstd decoder, for progress and the input's size.
+struct Counted<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.count.set(self.count.get() + n as u64);
+        self.inner.consume(n);
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     records: Vec<Rec>,
+    /// `meta` records with the index of their run.
+    metas: Vec<(usize, usize, Meta)>,
     runs: Vec<Run>,
     run_index: HashMap<(String, String), usize>,
     cgroups: HashSet<Arc<str>>,
@@ -649,13 +730,32 @@ impl Builder {
             name: name.clone(),
             source: e,
         };
-        if reader
-            .fill_buf()
-            .map_err(read_error)?
-            .starts_with(&[0x1f, 0x8b])
-        {
+        let head = reader.fill_buf().map_err(read_error)?;
+        if head.starts_with(&[0x1f, 0x8b]) {
             return Err(ReadError::Compressed { name });
         }
+        if crate::output::file::is_zstd(head) {
+            let count = Rc::new(Cell::new(0));
+            let counted = Counted {
+                inner: reader,
+                count: Rc::clone(&count),
+            };
+            let decoder = zstd::stream::read::Decoder::with_buffer(counted).map_err(read_error)?;
+            let decoded = BufReader::with_capacity(256 * 1024, decoder);
+            return self.read_lines(name, decoded, progress, Some(count));
+        }
+        self.read_lines(name, reader, progress, None)
+    }
+
+    /// Reads the lines of one input. `compressed` counts the bytes read from a
+    /// zstd input before decompression.
+    fn read_lines(
+        &mut self,
+        name: String,
+        reader: impl BufRead,
+        progress: &mut Progress,
+        compressed: Option<Rc<Cell<u64>>>,
+    ) -> Result<(), ReadError> {
         let mut stats = InputStats {
             name: name.clone(),
             ..Default::default()
@@ -663,14 +763,30 @@ impl Builder {
         let mut seq = SeqCheck::default();
         let mut lines = LineReader::new(reader, MAX_LINE);
         let mut last_bytes = 0u64;
-        while let Some((line_no, line)) = lines.next_line().map_err(read_error)? {
+        loop {
+            let (line_no, line) = match lines.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                // Damaged or cut-short compressed data: what came before it is
+                // kept, the rest counts as one truncated line.
+                Err(e) if compressed.is_some() => {
+                    stats.lines += 1;
+                    let at = stats.lines;
+                    let detail = format!("zstd data damaged or cut short: {e}");
+                    self.skip(&mut stats, at, BadKind::Truncated, detail);
+                    break;
+                }
+                Err(e) => {
+                    return Err(ReadError::Read { name, source: e });
+                }
+            };
             stats.lines = line_no;
             self.line(&mut stats, &mut seq, line_no, line);
-            let now = lines.bytes_read();
+            let now = compressed.as_ref().map_or(lines.bytes_read(), |c| c.get());
             progress.advance(now - last_bytes, 1);
             last_bytes = now;
         }
-        stats.bytes = lines.bytes_read();
+        stats.bytes = compressed.map_or(lines.bytes_read(), |c| c.get());
         self.inputs.push(stats);
         Ok(())
     }
@@ -691,11 +807,22 @@ impl Builder {
             return;
         }
         match parse_line(text) {
-            Ok(p) => {
+            Ok(Item::Record(p)) => {
                 stats.records += 1;
                 seq.check(p.seq, stats);
                 let input = self.inputs.len();
                 self.add(p, input, line_no);
+            }
+            Ok(Item::Meta {
+                host,
+                boot_id,
+                ts,
+                meta,
+            }) => {
+                stats.records += 1;
+                seq.check(meta.seq, stats);
+                let run = self.run_of(host, boot_id, meta.ktime_ns, ts.as_deref());
+                self.metas.push((run, self.inputs.len(), meta));
             }
             Err((kind, detail)) => {
                 // A last line without newline that does not parse is what a crash
@@ -711,8 +838,9 @@ impl Builder {
         }
     }
 
-    fn add(&mut self, p: Parsed, input: usize, line: u64) {
-        let key = (p.host, p.boot_id);
+    /// The run of (host, boot), created if new, widened to `ktime_ns`.
+    fn run_of(&mut self, host: String, boot_id: String, ktime_ns: u64, ts: Option<&str>) -> usize {
+        let key = (host, boot_id);
         let run = match self.run_index.get(&key) {
             Some(&i) => i,
             None => {
@@ -721,22 +849,28 @@ impl Builder {
                     host: key.0.clone(),
                     boot_id: key.1.clone(),
                     wall_offset_ns: None,
-                    first_ktime_ns: p.ktime_ns,
-                    last_ktime_ns: p.ktime_ns,
+                    first_ktime_ns: ktime_ns,
+                    last_ktime_ns: ktime_ns,
                     records: BTreeMap::new(),
+                    meta: Vec::new(),
                 });
                 self.run_index.insert(key, i);
                 i
             }
         };
         let r = &mut self.runs[run];
-        r.first_ktime_ns = r.first_ktime_ns.min(p.ktime_ns);
-        r.last_ktime_ns = r.last_ktime_ns.max(p.ktime_ns);
+        r.first_ktime_ns = r.first_ktime_ns.min(ktime_ns);
+        r.last_ktime_ns = r.last_ktime_ns.max(ktime_ns);
         if r.wall_offset_ns.is_none()
-            && let Some(wall) = p.ts.as_deref().and_then(parse_rfc3339)
+            && let Some(wall) = ts.and_then(parse_rfc3339)
         {
-            r.wall_offset_ns = Some(wall - i128::from(p.ktime_ns));
+            r.wall_offset_ns = Some(wall - i128::from(ktime_ns));
         }
+        run
+    }
+
+    fn add(&mut self, p: Parsed, input: usize, line: u64) {
+        let run = self.run_of(p.host, p.boot_id, p.ktime_ns, p.ts.as_deref());
         let subject = p.subject.map(|(mut s, cgroup)| {
             s.cgroup = cgroup.map(|c| match self.cgroups.get(c.as_str()) {
                 Some(shared) => Arc::clone(shared),
@@ -802,7 +936,7 @@ impl Builder {
                 && later.subject == earlier.subject
                 && later.body == earlier.body
         });
-        let duplicates = (before - self.records.len()) as u64;
+        let mut duplicates = (before - self.records.len()) as u64;
 
         let mut runs = runs;
         for rec in &self.records {
@@ -810,6 +944,21 @@ impl Builder {
                 .records
                 .entry(rec.body.type_name().to_string())
                 .or_default() += 1;
+        }
+        // `meta` records go to their runs, the same one from two inputs once.
+        let mut metas = std::mem::take(&mut self.metas);
+        for m in &mut metas {
+            m.0 = rank[m.0];
+        }
+        metas.sort_by_key(|(run, input, m)| (*run, m.ktime_ns, m.seq, *input));
+        let before = metas.len();
+        metas.dedup_by(|later, earlier| {
+            later.1 != earlier.1 && later.0 == earlier.0 && later.2 == earlier.2
+        });
+        duplicates += (before - metas.len()) as u64;
+        for (run, _, meta) in metas {
+            *runs[run].records.entry("meta".to_string()).or_default() += 1;
+            runs[run].meta.push(meta);
         }
         Records {
             records: self.records,

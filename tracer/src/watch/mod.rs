@@ -1,13 +1,12 @@
 //! `tracer watch`: load the programs, seed the tree from /proc, stream events.
 
 mod command;
+mod header;
 mod sinks;
 mod summary;
 
 use std::{
-    fs::OpenOptions,
     io::{self, IsTerminal, Write},
-    os::unix::fs::OpenOptionsExt,
     path::Path,
     time::{Duration, Instant},
 };
@@ -25,12 +24,19 @@ use crate::{
     decode,
     loader::{self, LoadOptions},
     model::{Model, ModelConfig},
-    output::{JsonlWriter, RunInfo, TextWriter, Writer},
+    output::{
+        JsonlWriter, RunInfo, TextWriter, Writer,
+        file::{FileOptions, OutputFile, Rotation},
+    },
     procfs,
     record::{ProcId, Record},
 };
 
-use self::{command::Spawned, sinks::Sinks, summary::Summary};
+use self::{
+    command::Spawned,
+    sinks::{FileSink, Sinks},
+    summary::Summary,
+};
 
 /// How often drop counters are read and writers are flushed at the latest.
 /// The kernel programs wake the agent only once a quarter of the ring buffer is
@@ -63,19 +69,29 @@ fn boottime_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn open_output(path: &Path) -> anyhow::Result<std::fs::File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| {
-            format!(
-                "cannot write output file {}: check the directory exists and is writable",
-                path.display()
-            )
-        })
+fn open_output(path: &Path, args: &WatchArgs) -> anyhow::Result<OutputFile> {
+    let f = &args.file;
+    if f.rotate_size.is_some() && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        bail!(
+            "--rotate-size renames the output file, and {} is not a regular file: give a file path",
+            path.display()
+        );
+    }
+    OutputFile::create(FileOptions {
+        path: path.to_path_buf(),
+        mode: f.file_mode,
+        rotation: f.rotate_size.map(|size| Rotation {
+            size,
+            keep: f.rotate_keep,
+            compress: f.compress,
+        }),
+    })
+    .with_context(|| {
+        format!(
+            "cannot write output file {}: check the directory exists and is writable",
+            path.display()
+        )
+    })
 }
 
 fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
@@ -83,13 +99,16 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
     let redactor = args.redact.redactor()?;
     let mut writers = Vec::new();
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if to_stdout && args.file.rotate_size.is_some() {
+        bail!("--rotate-size needs -o FILE: stdout (`-o -`) cannot be rotated");
+    }
+    let mut file = None;
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
-        let file = open_output(path)?;
-        let w: Box<dyn Write> = Box::new(file);
-        writers.push((
-            path.display().to_string(),
-            Writer::Jsonl(JsonlWriter::new(w, info.clone())),
-        ));
+        file = Some(FileSink {
+            name: path.display().to_string(),
+            w: JsonlWriter::unbuffered(open_output(path, args)?, info.clone()),
+            meta: header::meta_fields(args),
+        });
     }
     if to_stdout || !args.quiet {
         let out: Box<dyn Write> = Box::new(io::stdout());
@@ -108,6 +127,8 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
     Ok(Sinks {
         writers,
         redactor,
+        file,
+        failing: Default::default(),
         cgroups: CgroupResolver::new(),
         counts: Default::default(),
         failed: Default::default(),
@@ -192,7 +213,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         // The command does not exist yet: nothing in the snapshot belongs to its tree.
         records.clear();
     }
-    sinks.write_all(&mut records);
+    sinks.start(&mut records);
 
     let mut spawned: Option<Spawned> = None;
     if !args.command.is_empty() {
@@ -204,6 +225,12 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigchld = signal(SignalKind::child()).context("installing the SIGCHLD handler")?;
+    // SIGHUP reopens the output file (logrotate renames it, then signals). Without
+    // one, SIGHUP keeps its default: a closed terminal ends tracer.
+    let mut sighup = match sinks.file {
+        Some(_) => Some(signal(SignalKind::hangup()).context("installing the SIGHUP handler")?),
+        None => None,
+    };
     let mut tick = tokio::time::interval(TICK);
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut last_flush = Instant::now();
@@ -223,6 +250,10 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             _ = sigchld.recv(), if spawned.is_some() => {
                 if let Some(s) = spawned.as_mut() { s.reap(); }
             }
+            _ = async { sighup.as_mut().expect("checked").recv().await }, if sighup.is_some() => {
+                sinks.reopen();
+                sinks.end_batch(&model);
+            }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
             _ = tick.tick() => {
                 drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
@@ -235,6 +266,8 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                     last_flush = Instant::now();
                     recheck_followed(&mut model);
                 }
+                // After the flush too: it may have reopened a file that was gone.
+                sinks.end_batch(&model);
             }
         }
         if model.is_following() && model.followed_remaining() == 0 {
@@ -273,7 +306,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     );
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
-    sinks.flush();
+    sinks.finish();
 
     let top_forkers = counters
         .forkers()
@@ -355,11 +388,15 @@ fn drain(
             }
         }
         drop(item);
-        if records.len() >= 256 {
+        // Near the output file's size limit, each event is a batch of its own, so
+        // the file rotates right after the event that reaches the limit.
+        if records.len() >= 256 || (!records.is_empty() && sinks.rotation_near()) {
             sinks.write_all(records);
+            sinks.end_batch(model);
         }
     }
     sinks.write_all(records);
+    sinks.end_batch(model);
 }
 
 /// Turns the per-CPU drop counters into `lost` records as they grow.
