@@ -92,7 +92,9 @@ impl Spread {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProgCost {
     pub name: String,
+    /// Runs over all storms.
     pub runs: u64,
+    /// Median over storms of the average run time.
     pub ns_per_run: f64,
 }
 
@@ -110,12 +112,12 @@ pub struct Summary {
     pub expected: u64,
     pub lost: Option<u64>,
     pub overflows: u64,
-    /// CPU time per 1,000 operations, all runs' CPU over all runs' operations.
+    /// CPU time per 1,000 operations: median over runs.
     pub cpu_ms_per_kop: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     /// Of it, the ring buffer mapping.
     pub ring_rss_mib: Option<f64>,
-    /// Wake-ups of the tracer (or peer) per 1,000 operations.
+    /// Wake-ups of the tracer (or peer) per 1,000 operations: median over runs.
     pub wakeups_per_kop: Option<f64>,
     /// Runs during which other processes held BPF programs.
     pub contended_runs: usize,
@@ -152,15 +154,25 @@ pub fn summarize(runs: &[Run], mode: Mode, condition: Condition) -> Option<Summa
         })
         .flatten();
     let ops: u64 = mine.iter().map(|r| r.ops).sum();
-    let cpu: Option<f64> = mine.iter().map(|r| r.cpu_s).sum();
+    // Medians of per-run figures: a run during which something else stormed the
+    // machine (the tracer traces everything) does not drag the figure with it.
+    let per_kop = |value: &dyn Fn(&Run) -> Option<f64>| -> Option<f64> {
+        let v: Vec<f64> = mine
+            .iter()
+            .filter(|r| r.ops > 0)
+            .filter_map(|r| Some(value(r)? * 1000.0 / r.ops as f64))
+            .collect();
+        Spread::of(&v).map(|s| s.median)
+    };
     let lost: Option<u64> = mine.iter().map(|r| r.counted.lost).sum();
     let rss = mine.iter().filter_map(|r| r.peak_rss_kib).max();
-    let mut progs: BTreeMap<&str, ProgCounters> = BTreeMap::new();
+    // Per program: all runs counted, and the median of the per-run averages.
+    let mut progs: BTreeMap<&str, (u64, Vec<f64>)> = BTreeMap::new();
     for r in &mine {
-        for (name, c) in &r.progs {
+        for (name, c) in r.progs.iter().filter(|(_, c)| c.run_cnt > 0) {
             let p = progs.entry(name).or_default();
-            p.run_cnt += c.run_cnt;
-            p.run_time_ns += c.run_time_ns;
+            p.0 += c.run_cnt;
+            p.1.push(c.run_time_ns as f64 / c.run_cnt as f64);
         }
     }
     Some(Summary {
@@ -174,16 +186,9 @@ pub fn summarize(runs: &[Run], mode: Mode, condition: Condition) -> Option<Summa
         expected: mine.iter().map(|r| r.expected).sum(),
         lost,
         overflows: mine.iter().map(|r| r.counted.overflows).sum(),
-        cpu_ms_per_kop: cpu
-            .filter(|_| ops > 0 && condition != Condition::Untraced)
-            .map(|c| c * 1e6 / ops as f64),
+        cpu_ms_per_kop: per_kop(&|r| r.cpu_s.map(|c| c * 1000.0)),
         peak_rss_mib: rss.map(|k| k as f64 / 1024.0),
-        wakeups_per_kop: mine
-            .iter()
-            .map(|r| r.wakeups)
-            .sum::<Option<u64>>()
-            .filter(|_| ops > 0)
-            .map(|w| w as f64 * 1000.0 / ops as f64),
+        wakeups_per_kop: per_kop(&|r| r.wakeups.map(|w| w as f64)),
         contended_runs: mine.iter().filter(|r| !r.other_bpf.is_empty()).count(),
         ring_rss_mib: mine
             .iter()
@@ -197,11 +202,12 @@ pub fn summarize(runs: &[Run], mode: Mode, condition: Condition) -> Option<Summa
             .map(|k| k / 1024.0),
         progs: progs
             .into_iter()
-            .filter(|(_, c)| c.run_cnt > 0)
-            .map(|(name, c)| ProgCost {
-                name: name.to_string(),
-                runs: c.run_cnt,
-                ns_per_run: c.run_time_ns as f64 / c.run_cnt as f64,
+            .filter_map(|(name, (runs, averages))| {
+                Some(ProgCost {
+                    name: name.to_string(),
+                    runs,
+                    ns_per_run: Spread::of(&averages)?.median,
+                })
             })
             .collect(),
         drain_timeouts: mine.iter().filter(|r| r.drain_timed_out).count(),
@@ -506,16 +512,18 @@ pub fn targets(summaries: &[Summary], startup: &Startup) -> Vec<Target> {
             "no BPF program above 2 µs per run",
             Some(above.is_empty()),
             if above.is_empty() {
-                format!("all {measured} program × storm averages at most 2 µs")
+                format!("all {measured} program × storm medians at most 2 µs")
             } else {
+                let shown: Vec<&str> = above.iter().take(6).map(|(_, d)| d.as_str()).collect();
                 format!(
-                    "{} of {measured} program × storm averages above 2 µs: {}",
+                    "{} of {measured} program × storm medians above 2 µs; slowest: {}{}",
                     above.len(),
-                    above
-                        .iter()
-                        .map(|(_, d)| d.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    shown.join("; "),
+                    if above.len() > shown.len() {
+                        "; ..."
+                    } else {
+                        ""
+                    }
                 )
             },
         ));
