@@ -170,4 +170,35 @@ mod tests {
         assert_eq!(args, ["model::", "--", "--nocapture"]);
         assert!(Cli::try_parse_from(["xtask", "test", "model::"]).is_err());
     }
+
+    #[test]
+    fn bench_takes_lists_of_modes_and_conditions() {
+        let Command::Bench {
+            quick,
+            modes,
+            conditions,
+            workers,
+            runs,
+            ..
+        } = parse(&[
+            "xtask",
+            "bench",
+            "--quick",
+            "--modes",
+            "fork-exec,threads",
+            "--conditions",
+            "tracer-threads,bpftrace",
+        ])
+        else {
+            panic!("not bench");
+        };
+        assert!(quick);
+        assert_eq!(modes, [bench::Mode::ForkExec, bench::Mode::Threads]);
+        assert_eq!(
+            conditions,
+            [bench::Condition::TracerThreads, bench::Condition::Bpftrace]
+        );
+        assert_eq!((workers, runs), (2, None));
+        assert!(Cli::try_parse_from(["xtask", "bench", "--modes", "spin"]).is_err());
+    }
 }
