@@ -1,6 +1,7 @@
 //! `cargo xtask`: installs the build prerequisites, builds the eBPF object and the agent,
 //! runs the agent and the tests. See README.md for the two commands a new machine needs.
 
+mod bench;
 mod build;
 mod cmd;
 mod ebpf;
@@ -60,6 +61,32 @@ enum Command {
     },
     /// Run clippy on the workspace (not the eBPF crate) with warnings denied.
     Clippy,
+    /// Measure what tracing costs in process storms: the release tracer against the
+    /// untraced machine and, when installed, forkstat, execsnoop, exitsnoop and bpftrace.
+    /// Prints a markdown table and writes target/bench/bench-<time>.json (needs root).
+    Bench {
+        /// Fewer and shorter runs (about a minute); peers only with --peers.
+        #[arg(long)]
+        quick: bool,
+        /// Install the peers first (apt-get: forkstat, libbpf-tools, bpftrace).
+        #[arg(long)]
+        peers: bool,
+        /// Runs per condition and mode [default: 5, --quick 2].
+        #[arg(long, value_name = "N")]
+        runs: Option<usize>,
+        /// Length of one untraced storm; counts are sized to it [default: 1.5, --quick 0.4].
+        #[arg(long, value_name = "SECONDS")]
+        seconds: Option<f64>,
+        /// Storm worker processes running at once.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        workers: u32,
+        /// Storm modes to run (comma-separated) [default: all].
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "MODE")]
+        modes: Vec<bench::Mode>,
+        /// Conditions to run besides untraced (comma-separated) [default: all installed].
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "CONDITION")]
+        conditions: Vec<bench::Condition>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +98,23 @@ fn main() -> ExitCode {
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { args } => test::test(&args),
         Command::Clippy => lint::clippy(),
+        Command::Bench {
+            quick,
+            peers,
+            runs,
+            seconds,
+            workers,
+            modes,
+            conditions,
+        } => bench::run(&bench::Options {
+            quick,
+            peers,
+            runs,
+            seconds,
+            workers,
+            modes,
+            conditions,
+        }),
     };
     match result {
         Ok(code) => code,
@@ -125,5 +169,36 @@ mod tests {
         };
         assert_eq!(args, ["model::", "--", "--nocapture"]);
         assert!(Cli::try_parse_from(["xtask", "test", "model::"]).is_err());
+    }
+
+    #[test]
+    fn bench_takes_lists_of_modes_and_conditions() {
+        let Command::Bench {
+            quick,
+            modes,
+            conditions,
+            workers,
+            runs,
+            ..
+        } = parse(&[
+            "xtask",
+            "bench",
+            "--quick",
+            "--modes",
+            "fork-exec,threads",
+            "--conditions",
+            "tracer-threads,bpftrace",
+        ])
+        else {
+            panic!("not bench");
+        };
+        assert!(quick);
+        assert_eq!(modes, [bench::Mode::ForkExec, bench::Mode::Threads]);
+        assert_eq!(
+            conditions,
+            [bench::Condition::TracerThreads, bench::Condition::Bpftrace]
+        );
+        assert_eq!((workers, runs), (2, None));
+        assert!(Cli::try_parse_from(["xtask", "bench", "--modes", "spin"]).is_err());
     }
 }
