@@ -28,7 +28,8 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        threads-exit leader-exits-first thread-exec enoent script nonutf8 long-argv
        subreaper autoreap orphan-outlives wnowait storm [N]
        gated storm-gated DIR N fork-fail fork-on-cpus
-       fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N";
+       fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N
+       fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,6 +80,9 @@ fn main() {
         "zombies" => zombies(num_arg(&args, 1), num_arg(&args, 2)),
         "crash-loop" => crash_loop(),
         "nproc-burst" => nproc_burst(num_arg(&args, 1)),
+        "fork-bomb" => fork_bomb(num_arg(&args, 1), args.get(2).map_or("", String::as_str)),
+        "spin" => spin(&args),
+        "exec-storm" => exec_storm(num_arg(&args, 1)),
         other => broken(&format!("unknown mode {other:?}\n{USAGE}")),
     };
     std::process::exit(code);
@@ -1152,5 +1156,189 @@ fn nproc_burst(n: usize) -> i32 {
         ));
     };
     report(json!({ "self": getpid(), "limited": limited, "failures": failures, "uid": NOBODY }));
+    0
+}
+
+// ---------------------------------------------------------------------------
+// Modes for the fault tests (tests/tests/faults.rs)
+
+/// How a fork bomb is bounded.
+enum Bound {
+    /// Join the cgroup whose `cgroup.procs` is this file (its `pids.max` bounds it:
+    /// kernel/cgroup/pids.c, pids_can_fork, fails the fork with EAGAIN).
+    Cgroup(std::path::PathBuf),
+    /// Become uid/gid 65534 with RLIMIT_NPROC N (root is exempt from the limit).
+    Nproc(u64),
+}
+
+/// A bounded fork bomb for `secs` seconds. The workload (the "root") makes itself a
+/// child subreaper, so every bomber orphaned by its parent's exit is reaped here,
+/// then keeps starting bombers. A bomber forks twice (each child is a new bomber)
+/// and exits, so the processes turn over as fast as the machine forks, and the
+/// bound makes forks fail with EAGAIN all along. At the end the bombers stop
+/// forking and the root reaps them all.
+fn fork_bomb(secs: u64, bound: &str) -> i32 {
+    let bound = if let Some(path) = bound.strip_prefix("cgroup:") {
+        Bound::Cgroup(path.into())
+    } else if let Some(Ok(n)) = bound.strip_prefix("nproc:").map(str::parse::<u64>) {
+        Bound::Nproc(n)
+    } else {
+        broken(&format!(
+            "fork-bomb: bound must be cgroup:PROCS_FILE or nproc:N, got {bound:?}\n{USAGE}"
+        ));
+    };
+    match &bound {
+        Bound::Cgroup(procs) => std::fs::write(procs, getpid().to_string())
+            .unwrap_or_else(|e| broken(&format!("fork-bomb: join {}: {e}", procs.display()))),
+        Bound::Nproc(n) => {
+            let lim = libc::rlimit {
+                rlim_cur: *n,
+                rlim_max: *n,
+            };
+            // SAFETY: plain syscalls with valid arguments, single-threaded.
+            let dropped = unsafe {
+                libc::setrlimit(libc::RLIMIT_NPROC, &lim) == 0
+                    && libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setresgid(NOBODY, NOBODY, NOBODY) == 0
+                    && libc::setresuid(NOBODY, NOBODY, NOBODY) == 0
+            };
+            if !dropped {
+                broken(&format!(
+                    "fork-bomb: cannot become uid {NOBODY} with RLIMIT_NPROC {n}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+    }
+    // SAFETY: plain prctl on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        broken(&format!(
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let end = Instant::now() + Duration::from_secs(secs);
+    let (mut started, mut eagain, mut reaped) = (0u64, 0u64, 0u64);
+    let mut reap = |flags: i32| -> bool {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        if pid > 0 {
+            reaped += 1;
+        }
+        pid > 0
+    };
+    while Instant::now() < end {
+        let pid = fork_raw();
+        if pid == 0 {
+            bomber(end);
+        }
+        if pid > 0 {
+            started += 1;
+        } else if errno() == libc::EAGAIN {
+            eagain += 1;
+            // At the bound: wait for one to end rather than spin on EAGAIN.
+            reap(0);
+        } else {
+            broken(&format!(
+                "fork-bomb: fork: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        while reap(libc::WNOHANG) {}
+    }
+    // Bombers stop forking at `end`; wait until none is left (ECHILD).
+    while reap(0) || errno() == libc::EINTR {}
+    if errno() != libc::ECHILD {
+        broken(&format!(
+            "fork-bomb: waitpid: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    report(json!({
+        "self": getpid(),
+        "started": started,
+        "eagain": eagain,
+        "reaped": reaped,
+        "secs": secs,
+    }));
+    0
+}
+
+/// One process of the bomb: forks twice, each child becoming a bomber itself, then
+/// exits. Forked from a single-threaded process, it only calls fork, _exit and
+/// clock_gettime (Instant::now), all async-signal-safe.
+fn bomber(end: Instant) -> ! {
+    let mut forks = 0;
+    loop {
+        if forks == 2 || Instant::now() >= end {
+            child_exit(0);
+        }
+        forks += 1;
+        if fork_raw() == 0 {
+            forks = 0;
+        }
+    }
+}
+
+/// `spin CPU MS NICE`: pins itself to CPU, sets its nice value, and keeps that CPU
+/// busy for MS milliseconds.
+fn spin(args: &[String]) -> i32 {
+    let arg = |i: usize| -> i64 {
+        args.get(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| broken(&format!("spin needs CPU MS NICE (numbers)\n{USAGE}")))
+    };
+    let (cpu, ms, nice) = (arg(1) as usize, arg(2) as u64, arg(3) as i32);
+    // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        broken(&format!("spin: no CPU {cpu}"));
+    }
+    // SAFETY: the set is valid and cpu is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: one is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) } != 0 {
+        broken(&format!(
+            "sched_setaffinity(CPU {cpu}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: plain syscall on ourselves.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        broken(&format!(
+            "setpriority({nice}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut spins = 0u64;
+    while Instant::now() < end {
+        spins = std::hint::black_box(spins + 1);
+    }
+    report(json!({ "self": getpid(), "cpu": cpu, "spins": spins }));
+    0
+}
+
+/// For filling the ring buffer with few processes: for `secs` seconds, a child
+/// execs /bin/true with about 4 KiB of arguments (what the kernel programs keep of
+/// argv, so each exec event is about 4 KiB) and is reaped, one after another.
+fn exec_storm(secs: u64) -> i32 {
+    let mut args: Vec<Vec<u8>> = vec![b"true".to_vec()];
+    // 9 characters and the NUL: 10 bytes each.
+    args.extend((0..410).map(|i| format!("x{i:08}").into_bytes()));
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    let argv = cstrings(&refs);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut children = 0u64;
+    while Instant::now() < end {
+        let child = fork_or_die();
+        if child == 0 {
+            exec_or_exit(c"/bin/true", &argv);
+        }
+        expect_exited(child, wait_pid(child), 0);
+        children += 1;
+    }
+    report(json!({ "self": getpid(), "children": children }));
     0
 }

@@ -60,6 +60,30 @@ pub fn load(sources: &[Source], progress: &mut Progress) -> anyhow::Result<Loade
     Ok(Loaded { records, history })
 }
 
+/// Every stage of `tracer report` on one input held in memory: read, rebuild the
+/// history, then render the text and JSON reports and the tree (whole, and rooted at
+/// the first process's pid). Returns the text report. It is what the fuzz target
+/// (fuzz/fuzz_targets/report_reader.rs) drives: no bytes may make it panic. The
+/// only error is an input that is not JSON Lines at all (gzip).
+pub fn analyse_bytes(bytes: &[u8]) -> Result<String, reader::ReadError> {
+    let mut records = reader::read_bytes(&[("input", bytes)])?;
+    let history = History::take(&mut records);
+    let report = stats::compute(&records, &history, stats::Options { top: 5 });
+    let mut json = Vec::new();
+    json::write(&mut json, &report).expect("the report serializes to JSON");
+    for sel in [
+        tree::Select::default(),
+        tree::Select {
+            pids: history.procs.first().map(|p| p.pid()).into_iter().collect(),
+            comm: None,
+        },
+    ] {
+        let _ = tree::render(&history, &sel);
+        json::write(&mut json, &tree::doc(&history, &sel)).expect("the tree serializes to JSON");
+    }
+    Ok(text::render(&report))
+}
+
 fn check_not_empty(records: &Records) -> anyhow::Result<()> {
     if !records.records.is_empty() {
         return Ok(());

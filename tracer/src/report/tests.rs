@@ -597,6 +597,26 @@ fn no_input_makes_it_panic() {
     }
 }
 
+#[test]
+fn analyse_bytes_runs_every_stage_and_refuses_only_gzip() {
+    // What the fuzz target drives (fuzz/fuzz_targets/report_reader.rs).
+    let text = super::analyse_bytes(storm(300, 2).text().as_bytes()).expect("plain JSON Lines");
+    assert!(text.contains("busiest forker: pid 100 bash"), "{text}");
+    // Nothing usable is still a report (of nothing), not an error or a panic.
+    for junk in [
+        &b""[..],
+        b"\n\n",
+        b"\xff\xfe{",
+        b"{\"type\":\"fork\"}\n[1]\n",
+    ] {
+        super::analyse_bytes(junk).expect("not gzip");
+    }
+    let e = super::analyse_bytes(&[0x1f, 0x8b, 8, 0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gzip"), "{e}");
+}
+
 // ---------------------------------------------------------------------------
 // History
 
