@@ -13,7 +13,7 @@ pub const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
     #[error(
-        "cannot mount tracefs at {path}: {error}; run tracer as root, or mount it by hand: mount -t tracefs nodev {path}"
+        "cannot mount tracefs at {path}: {error}; mount it by hand (`mount -t tracefs nodev {path}`, as root; the kernel needs tracefs, CONFIG_TRACING) and run tracer again"
     )]
     Mount { path: String, error: std::io::Error },
     #[error(
@@ -498,7 +498,8 @@ print fmt: \"comm=%s pid=%d child_comm=%s child_pid=%d\", REC->parent_comm, REC-
         assert_eq!(
             e.to_string(),
             "cannot mount tracefs at /nonexistent/tracing: No such file or directory (os error 2); \
-             run tracer as root, or mount it by hand: mount -t tracefs nodev /nonexistent/tracing"
+             mount it by hand (`mount -t tracefs nodev /nonexistent/tracing`, as root; the kernel \
+             needs tracefs, CONFIG_TRACING) and run tracer again"
         );
     }
 
