@@ -375,9 +375,10 @@ const BOMB_SECS: u64 = 60;
 const RSS_SLACK_KIB: u64 = 16 << 10;
 
 #[test]
-#[ignore = "tracer bug: a process whose exit/reap/free events were lost stays held (model and alert \
-            tables) until its pid is reused, so under losses RSS grows with them (debug build: \
-            +29 MiB in 60 s, 357k events lost; bounded only by pid_max); run it with --ignored"]
+#[ignore = "open: under a fork bomb that loses hundreds of thousands of events the debug \
+            tracer's RSS still grows (38 -> 66 MiB in 60 s; part is the ring being touched, the \
+            rest not yet found) even with held processes rechecked against /proc after losses; \
+            run it with --ignored"]
 fn bounded_fork_bomb_at_full_rate() {
     let _machine = alone();
     let dir = scratch("fork-bomb");

@@ -9,6 +9,7 @@ mod lint;
 mod run;
 mod setup;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,11 @@ enum Command {
     /// Set up, build, then run the workspace tests, kernel tests included (needs root).
     /// Arguments after `--` go to `cargo test`, e.g. `cargo xtask test -- model::`.
     Test {
+        /// Run the kernel tests in a qemu/KVM VM on Debian's kernel VERSION (e.g. 6.1,
+        /// 6.12) instead of the whole suite on the host kernel; arguments after `--`
+        /// then go to the kernel test executable, e.g. `-- fork_exit --nocapture`.
+        #[arg(long, value_name = "VERSION")]
+        kernel: Option<String>,
         /// Arguments for `cargo test`, after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -96,7 +102,7 @@ fn main() -> ExitCode {
         Command::BuildEbpf { release: _ } => ebpf::build().map(|_| ExitCode::SUCCESS),
         Command::Build { release } => build::build(release).map(|_| ExitCode::SUCCESS),
         Command::Run { release, args } => run::run(release, &args),
-        Command::Test { args } => test::test(&args),
+        Command::Test { kernel, args } => test::test(kernel.as_deref(), &args),
         Command::Clippy => lint::clippy(),
         Command::Bench {
             quick,
@@ -162,11 +168,12 @@ mod tests {
 
     #[test]
     fn test_passes_arguments_after_the_separator_to_cargo_test() {
-        let Command::Test { args } =
+        let Command::Test { kernel, args } =
             parse(&["xtask", "test", "--", "model::", "--", "--nocapture"])
         else {
             panic!("not test");
         };
+        assert_eq!(kernel, None);
         assert_eq!(args, ["model::", "--", "--nocapture"]);
         assert!(Cli::try_parse_from(["xtask", "test", "model::"]).is_err());
     }
@@ -200,5 +207,23 @@ mod tests {
         );
         assert_eq!((workers, runs), (2, None));
         assert!(Cli::try_parse_from(["xtask", "bench", "--modes", "spin"]).is_err());
+    }
+
+    #[test]
+    fn test_kernel_takes_a_version_and_passes_the_rest_to_the_vm() {
+        let Command::Test { kernel, args } = parse(&[
+            "xtask",
+            "test",
+            "--kernel",
+            "6.1",
+            "--",
+            "fork_exit",
+            "--nocapture",
+        ]) else {
+            panic!("not test");
+        };
+        assert_eq!(kernel.as_deref(), Some("6.1"));
+        assert_eq!(args, ["fork_exit", "--nocapture"]);
+        assert!(Cli::try_parse_from(["xtask", "test", "--kernel"]).is_err());
     }
 }

@@ -4,20 +4,26 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::{build, cmd, ebpf, setup};
+use crate::{build, cmd, ebpf, setup, vm};
 
 const STEPS: usize = 4;
 
 /// Set-up, eBPF object, agent, then `cargo test --workspace ARGS` with
-/// `TRACER_EBPF_OBJ` and `TRACER_BIN` set for the kernel tests.
-pub fn test(args: &[String]) -> Result<ExitCode> {
+/// `TRACER_EBPF_OBJ` and `TRACER_BIN` set for the kernel tests. With `kernel`, the
+/// kernel tests in a VM on that kernel instead (see [`vm::test`]).
+pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
     if !cmd::is_root() {
         bail!("the kernel tests load eBPF programs and need root: run `cargo xtask test` as root");
     }
-    step(1, "set-up", setup::all)?;
-    let object = step(2, "eBPF object", ebpf::build)?;
-    step(3, "agent", || build::agent(false, &object, &["tracer"]))?;
-    step(4, "tests", || {
+    if let Some(version) = kernel {
+        return vm::test(version, args);
+    }
+    step(1, STEPS, "set-up", setup::all)?;
+    let object = step(2, STEPS, "eBPF object", ebpf::build)?;
+    step(3, STEPS, "agent", || {
+        build::agent(false, &object, &["tracer"])
+    })?;
+    step(4, STEPS, "tests", || {
         let mut test = build::with_object(&object);
         test.env("TRACER_BIN", build::binary(false))
             .args(["test", "--workspace"])
@@ -28,13 +34,18 @@ pub fn test(args: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs one step, announcing it and saying how it ended in one line each.
-fn step<T>(number: usize, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
-    println!("xtask: step {number}/{STEPS} {name}");
+/// Runs step `number` of `steps`, announcing it and saying how it ended in one line each.
+pub fn step<T>(
+    number: usize,
+    steps: usize,
+    name: &str,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    println!("xtask: step {number}/{steps} {name}");
     let result = body();
     match &result {
-        Ok(_) => println!("xtask: step {number}/{STEPS} {name}: ok"),
-        Err(_) => println!("xtask: step {number}/{STEPS} {name}: FAILED"),
+        Ok(_) => println!("xtask: step {number}/{steps} {name}: ok"),
+        Err(_) => println!("xtask: step {number}/{steps} {name}: FAILED"),
     }
     result
 }

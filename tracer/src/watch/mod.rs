@@ -47,6 +47,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// After the command's whole tree is gone, how long to wait for its last events
 /// to come through the ring buffer.
 const TAIL_GRACE: Duration = Duration::from_secs(2);
+/// After losses, how often every held process is checked against /proc.
+const RECHECK_ALL_EVERY: Duration = Duration::from_secs(10);
 /// How many of the busiest forkers the summary names.
 const TOP_FORKERS: usize = 5;
 
@@ -237,6 +239,8 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let mut decode_errors = 0u64;
     let mut lost_reader = lost_reader;
     let mut tree_gone_at: Option<Instant> = None;
+    let mut lost_at_recheck = 0u64;
+    let mut last_recheck = Instant::now();
 
     let end = loop {
         tokio::select! {
@@ -264,7 +268,13 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     sinks.flush();
                     last_flush = Instant::now();
-                    recheck_followed(&mut model);
+                    let lost_now: u64 = lost_reader.seen.iter().sum();
+                    let all = lost_now > lost_at_recheck && last_recheck.elapsed() >= RECHECK_ALL_EVERY;
+                    if all {
+                        lost_at_recheck = lost_now;
+                        last_recheck = Instant::now();
+                    }
+                    recheck_after_losses(&mut model, all);
                 }
                 // After the flush too: it may have reopened a file that was gone.
                 sinks.end_batch(&model);
@@ -352,16 +362,30 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// After lost events, a followed process's end may never arrive, and a `-p` or
-/// `-- COMMAND` run would wait for it forever: check the followed processes
-/// against /proc and release those that are gone (or whose pid now belongs to a
-/// newer process). Only after losses: otherwise the kernel's events are complete.
-fn recheck_followed(model: &mut Model) {
-    if !model.is_following() || model.uncertain_since().is_none() {
+/// After lost events, a process's end may never arrive: a `-p` or `-- COMMAND`
+/// run would wait for it forever, and in a long run with ongoing losses (a fork
+/// bomb) the model would hold every such process until its pid is reused. So
+/// after losses, check held processes against /proc and release those that are
+/// gone (or whose pid now belongs to a newer process): the followed ones every
+/// second, all of them at most every [`RECHECK_ALL_EVERY`] while losses go on.
+/// Without losses the kernel's events are complete and nothing is read.
+fn recheck_after_losses(model: &mut Model, all: bool) {
+    if model.uncertain_since().is_none() {
         return;
     }
-    let gone: Vec<ProcId> = model
-        .followed_ids()
+    let gone: Vec<ProcId> = if all {
+        model
+            .iter()
+            .filter(|p| !p.is_released())
+            .map(|p| p.id)
+            .collect()
+    } else if model.is_following() {
+        model.followed_ids().collect()
+    } else {
+        return;
+    };
+    let gone: Vec<ProcId> = gone
+        .into_iter()
         .filter(|id| procfs::start_ticks(Path::new("/proc"), id.pid) != Some(id.start_ticks))
         .collect();
     let now = boottime_ns();

@@ -1,0 +1,324 @@
+//! `cargo xtask test --kernel VERSION`: the kernel tests on another kernel, booted in a
+//! qemu/KVM VM. The kernel is Debian's package of that version (apt), the VM boots it
+//! directly with a busybox initramfs, sees the host's /usr, /etc and the workspace
+//! read-only over 9p, runs the already-built kernel test executable and writes its exit
+//! code to a shared directory before powering off. Nothing is installed into the host's
+//! /boot or /lib/modules.
+
+mod cpio;
+mod debian;
+mod init;
+mod modules;
+mod qemu;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::test::step;
+use crate::{build, cmd, ebpf, setup};
+
+/// Steps of a VM run, for the `step i/N` lines.
+const STEPS: usize = 5;
+/// How long the VM may run (boot, all kernel tests, power-off) before it is killed.
+/// The tests take about 2 minutes on the host; the VM's 9p file access makes them slower.
+const TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// The VM's size: two CPUs as the tests run two at a time, and memory for /tmp (a tmpfs).
+const CPUS: u32 = 2;
+const MEMORY_MIB: u32 = 2048;
+/// Kernel options without which the tracer cannot run, checked before booting so a kernel
+/// that cannot pass fails with the reason rather than with 20 failing tests.
+const REQUIRED: [(&str, &str); 5] = [
+    ("CONFIG_BPF_SYSCALL", "eBPF"),
+    (
+        "CONFIG_DEBUG_INFO_BTF",
+        "BTF (/sys/kernel/btf/vmlinux), for tp_btf programs and struct offsets",
+    ),
+    ("CONFIG_BPF_EVENTS", "eBPF programs on tracepoints"),
+    ("CONFIG_FTRACE_SYSCALLS", "syscall tracepoints"),
+    (
+        "CONFIG_9P_FS",
+        "the 9p file system the VM mounts the host's directories with",
+    ),
+];
+
+/// Set-up, eBPF object, agent and test executable, kernel and initramfs, then the VM.
+/// `args` go to the kernel test executable (libtest), e.g. `fork_exit --nocapture`.
+pub fn test(version: &str, args: &[String]) -> Result<ExitCode> {
+    let accel = step(1, STEPS, "set-up", || {
+        if std::env::consts::ARCH != "x86_64" {
+            bail!("--kernel boots Debian's amd64 kernels with KVM: it needs an x86_64 host");
+        }
+        setup::build_tools()?;
+        debian::host_packages()?;
+        let (accel, why) = qemu::detect_accel();
+        println!("xtask: {why}");
+        Ok(accel)
+    })?;
+    let object = step(2, STEPS, "eBPF object", ebpf::build)?;
+    let tests = step(3, STEPS, "agent and kernel tests", || {
+        build::agent(false, &object, &["tracer"])?;
+        kernel_test_executable(&object)
+    })?;
+    let (kernel, initramfs) = step(4, STEPS, &format!("kernel {version}"), || {
+        let package = debian::kernel_package(version)?;
+        let kernel = debian::kernel(&package)?;
+        check_config(&kernel.config, &kernel.release)?;
+        let busybox = debian::busybox()?;
+        let dir = kernel
+            .vmlinuz
+            .parent()
+            .expect("in target/vm/<package>")
+            .to_path_buf();
+        let initramfs = dir.join("initramfs.cpio");
+        let modules = kernel
+            .modules
+            .iter()
+            .map(|m| {
+                let name = m
+                    .file_name()
+                    .expect("module file")
+                    .to_string_lossy()
+                    .into_owned();
+                fs::read(m).map(|bytes| (name, bytes))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading the prepared modules")?;
+        let names = modules.iter().map(|(name, _)| name.clone()).collect();
+        let plan = plan(names, shares(&dir.join("result"))?, &tests, args)?;
+        let image = init::initramfs(&busybox, &modules, &init::script(&plan))?;
+        fs::write(&initramfs, image)
+            .with_context(|| format!("cannot write {}", initramfs.display()))?;
+        println!(
+            "xtask: Linux {} with {} modules; initramfs {}",
+            kernel.release,
+            kernel.modules.len(),
+            initramfs.display()
+        );
+        Ok((kernel, initramfs))
+    })?;
+    step(
+        5,
+        STEPS,
+        &format!(
+            "kernel tests on Linux {} in a VM, {}",
+            kernel.release,
+            accel.name()
+        ),
+        || {
+            let dir = kernel.vmlinuz.parent().expect("in target/vm/<package>");
+            let result = dir.join("result");
+            if result.exists() {
+                fs::remove_dir_all(&result)?;
+            }
+            fs::create_dir_all(&result)?;
+            let vm = qemu::Vm {
+                accel,
+                vmlinuz: kernel.vmlinuz.clone(),
+                initramfs: initramfs.clone(),
+                shares: shares(&result)?,
+                cpus: CPUS,
+                memory_mib: MEMORY_MIB,
+            };
+            let status = qemu::run(qemu::command(&vm)?, &format!("vm {version}| "), TIMEOUT)?;
+            let file = result.join(init::STATUS_FILE);
+            let Ok(text) = fs::read_to_string(&file) else {
+                bail!(
+                    "the VM stopped ({status}) without writing {}: the console output above \
+                 shows why (a kernel panic, or init failing before the result share was mounted)",
+                    file.display()
+                );
+            };
+            match parse_status(&text)? {
+                0 => Ok(()),
+                code => bail!(
+                    "the kernel tests failed on Linux {} (exit code {code}); their output is above",
+                    kernel.release
+                ),
+            }
+        },
+    )?;
+    println!("xtask: all {STEPS} steps ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The kernel test executable, built (not run) by `cargo test --no-run`, which also
+/// builds tracer-workload. Its path comes from cargo's JSON messages.
+fn kernel_test_executable(object: &Path) -> Result<PathBuf> {
+    let mut cargo = build::with_object(object);
+    cargo.args([
+        "test",
+        "-p",
+        "tracer-tests",
+        "--test",
+        "kernel",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    println!("xtask: $ {}", cmd::show(&cargo));
+    let output = cargo
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("could not start cargo")?;
+    if !output.status.success() {
+        bail!(
+            "`cargo test --no-run -p tracer-tests` failed ({})",
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    executable_of(&stdout, "kernel").ok_or_else(|| {
+        anyhow!("cargo built no test executable named `kernel` (no such artifact in its output)")
+    })
+}
+
+/// The `executable` of the test target `name` in cargo's JSON messages.
+fn executable_of(messages: &str, name: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "test"))
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+/// Fails, naming what is missing, when the kernel lacks an option in [`REQUIRED`].
+fn check_config(config: &Path, release: &str) -> Result<()> {
+    let text =
+        fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
+    let missing: Vec<String> = REQUIRED
+        .iter()
+        .filter(|(option, _)| !matches!(debian::config_value(&text, option), Some("y" | "m")))
+        .map(|(option, what)| format!("{option} ({what})"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "Linux {release} is built without {}: the tracer cannot run on it",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The host directories the VM mounts: /usr and /etc for programs and their libraries,
+/// the workspace (sources and target directory) at its own path so that every path
+/// the build wrote in stays valid, and the result directory, the only writable one.
+fn shares(result: &Path) -> Result<Vec<init::Share>> {
+    let read_only = |tag: &str, path: &str| init::Share {
+        tag: tag.into(),
+        host: path.into(),
+        guest: path.into(),
+        writable: false,
+    };
+    let workspace = cmd::workspace_root();
+    let target = cmd::target_dir();
+    let mut shares = vec![
+        read_only("usr", "/usr"),
+        read_only("etc", "/etc"),
+        read_only("workspace", &qemu::utf8(&workspace)?),
+    ];
+    if !target.starts_with(&workspace) {
+        shares.push(read_only("target", &qemu::utf8(&target)?));
+    }
+    shares.push(init::Share {
+        tag: "result".into(),
+        host: qemu::utf8(result)?,
+        guest: init::RESULT_DIR.into(),
+        writable: true,
+    });
+    Ok(shares)
+}
+
+/// What the VM's init runs: the kernel test executable in the tests' package directory
+/// (where `cargo test` runs it), two tests at a time unless `args` say otherwise.
+fn plan(
+    modules: Vec<String>,
+    shares: Vec<init::Share>,
+    tests: &Path,
+    args: &[String],
+) -> Result<init::Plan> {
+    let debug = cmd::target_dir().join("debug");
+    let env = vec![
+        (
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
+        ("HOME".into(), "/root".into()),
+        ("RUST_BACKTRACE".into(), "1".into()),
+        ("TRACER_BIN".into(), qemu::utf8(&build::binary(false))?),
+        (
+            "TRACER_WORKLOAD".into(),
+            qemu::utf8(&debug.join("tracer-workload"))?,
+        ),
+    ];
+    let mut command = vec![qemu::utf8(tests)?];
+    if !args.iter().any(|a| a.starts_with("--test-threads")) {
+        command.push(format!("--test-threads={CPUS}"));
+    }
+    command.extend(args.iter().cloned());
+    Ok(init::Plan {
+        modules,
+        shares,
+        workdir: qemu::utf8(&cmd::workspace_root().join("tests"))?,
+        env,
+        command,
+    })
+}
+
+/// The tests' exit code from the status file (`tests N`); an error for `setup MESSAGE`.
+fn parse_status(text: &str) -> Result<i32> {
+    let text = text.trim();
+    if let Some(code) = text.strip_prefix("tests ") {
+        return code.parse().map_err(|_| {
+            anyhow!("the VM's status file says {text:?}: expected `tests <exit code>`")
+        });
+    }
+    if let Some(message) = text.strip_prefix("setup ") {
+        bail!("the VM could not run the tests: {message}");
+    }
+    bail!("the VM's status file says {text:?}: expected `tests <exit code>`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_status_the_init_script_writes() {
+        assert_eq!(parse_status("tests 0\n").unwrap(), 0);
+        assert_eq!(parse_status("tests 101\n").unwrap(), 101);
+        let err = parse_status("setup failed: /vm/busybox insmod /vm/modules/9p.ko\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("could not run the tests: failed: "),
+            "{err}"
+        );
+        assert!(parse_status("").is_err());
+        assert!(parse_status("tests x").is_err());
+    }
+
+    #[test]
+    fn finds_the_test_executable_in_cargo_messages() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"tracer_tests","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"tracer-workload","kind":["bin"]},"executable":"/t/debug/tracer-workload"}
+{"reason":"compiler-artifact","target":{"name":"kernel","kind":["test"]},"executable":"/t/debug/deps/kernel-0123"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            executable_of(messages, "kernel"),
+            Some(PathBuf::from("/t/debug/deps/kernel-0123"))
+        );
+        assert_eq!(
+            executable_of(messages, "tracer-workload"),
+            None,
+            "a bin is no test"
+        );
+        assert_eq!(executable_of("not json\n", "kernel"), None);
+    }
+}
