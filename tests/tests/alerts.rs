@@ -38,10 +38,11 @@ fn check_culprit(t: &Trace, a: &Rec, pid: u32) {
 
 #[test]
 fn fork_storm_raises_one_alert_naming_the_parent() {
-    // Forks for 5 s (at most 20,000), then idles 3.5 s so that the episode, with
+    // Forks for 5 s (at most 100,000: a quiet machine forks well over 6,000/s and
+    // must not hit the cap before 5 s), then idles 3.5 s so that the episode, with
     // a 2 s quiet period, ends while still traced.
     let t = run_traced_within(
-        &["fork-storm", "5", "20000", "3500"],
+        &["fork-storm", "5", "100000", "3500"],
         // Half the default rate: on a loaded 2-core machine the workload's rate
         // dips now and then, and a dip below the threshold restarts the 3 s.
         &["--alert-quiet", "2s", "--storm-rate", "100"],
@@ -74,7 +75,7 @@ fn fork_storm_raises_one_alert_naming_the_parent() {
         t,
         [me],
         a.argv(),
-        vec![a.argv()[0], "fork-storm", "5", "20000", "3500"],
+        vec![a.argv()[0], "fork-storm", "5", "100000", "3500"],
         "argv of the culprit"
     );
     ensure!(
