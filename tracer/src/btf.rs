@@ -56,12 +56,18 @@ pub enum BtfError {
     BadMagic { btf: String, found: u16 },
     #[error("{btf} is big-endian BTF; tracer reads little-endian BTF only")]
     BigEndian { btf: String },
+    #[error(
+        "{btf} is empty: the kernel exposes no BTF; boot a kernel built with CONFIG_DEBUG_INFO_BTF"
+    )]
+    Empty { btf: String },
     #[error("{btf} is truncated: {what}")]
     Truncated { btf: String, what: String },
     #[error("{btf} is malformed: {what}")]
     Malformed { btf: String, what: String },
     #[error("struct {name} not found in {btf}")]
     NoStruct { name: String, btf: String },
+    #[error("typedef {name} not found in {btf}: this kernel lacks the tracepoint it names")]
+    NoTypedef { name: String, btf: String },
     #[error("{owner} has no member {member} in {btf}")]
     NoMember {
         owner: String,
@@ -183,6 +189,9 @@ impl Btf {
             btf: origin.clone(),
             what,
         };
+        if bytes.is_empty() {
+            return Err(BtfError::Empty { btf: origin });
+        }
         if bytes.len() < 2 {
             return Err(truncated(format!(
                 "{} bytes, shorter than the BTF magic",
@@ -357,6 +366,75 @@ impl Btf {
         }
         btf.composites = composites;
         Ok(btf)
+    }
+
+    /// Id of the typedef called `name` (the first, as the kernel's
+    /// `btf_find_by_name_kind` would find it).
+    pub fn typedef_id(&self, name: &str) -> Result<u32, BtfError> {
+        for (id, t) in self.types.iter().enumerate().skip(1) {
+            if t.kind == kind::TYPEDEF && t.name_off != 0 && self.name(t.name_off)? == name {
+                return Ok(id as u32);
+            }
+        }
+        Err(BtfError::NoTypedef {
+            name: name.to_owned(),
+            btf: self.origin.clone(),
+        })
+    }
+
+    /// A BTF blob that keeps only what attaching tp_btf programs needs: the
+    /// typedefs in `typedefs` at their ids in this BTF, every other id up to the
+    /// highest of them an anonymous `void *`.
+    ///
+    /// Attaching a tp_btf program only needs the vmlinux id of the tracepoint's
+    /// `btf_trace_<name>` typedef (aya's `BtfTracePoint::load` looks it up by
+    /// name; the kernel checks it in `bpf_check_attach_target`), and our programs
+    /// carry no CO-RE relocations that would need the real types. Handing aya
+    /// this instead of the full vmlinux BTF saves it parsing ~150k types into
+    /// tens of MB of small allocations, which was the agent's peak RSS.
+    pub fn attach_only(&self, typedefs: &[&str]) -> Result<Vec<u8>, BtfError> {
+        let mut wanted = Vec::with_capacity(typedefs.len());
+        for &name in typedefs {
+            wanted.push((self.typedef_id(name)?, name));
+        }
+        wanted.sort_unstable();
+        let last = wanted.last().map_or(0, |&(id, _)| id);
+        let mut strings = vec![0u8];
+        let mut types = Vec::with_capacity(last as usize * 12);
+        let mut next = wanted.iter().peekable();
+        for id in 1..=last {
+            let (name_off, kind) = match next.next_if(|&&(want, _)| want == id) {
+                Some(&(_, name)) => {
+                    let off = strings.len() as u32;
+                    strings.extend_from_slice(name.as_bytes());
+                    strings.push(0);
+                    (off, kind::TYPEDEF)
+                }
+                None => (0, kind::PTR),
+            };
+            // struct btf_type: name_off, info (kind << 24, vlen 0), type (0 = void).
+            let info = u32::from(kind) << 24;
+            for word in [name_off, info, 0] {
+                types.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        let mut blob = Vec::with_capacity(HEADER_LEN + types.len() + strings.len());
+        blob.extend_from_slice(&MAGIC.to_le_bytes());
+        blob.push(1); // version
+        blob.push(0); // flags
+        let header = [
+            HEADER_LEN as u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ];
+        for word in header {
+            blob.extend_from_slice(&word.to_le_bytes());
+        }
+        blob.extend_from_slice(&types);
+        blob.extend_from_slice(&strings);
+        Ok(blob)
     }
 
     /// Size in bytes of `struct name`.
@@ -908,6 +986,52 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "kernel BTF not found at /nonexistent/vmlinux: tracer needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+        );
+    }
+
+    #[test]
+    fn empty_file_says_what_to_do() {
+        assert_eq!(
+            err_of(&[]),
+            "BTF data is empty: the kernel exposes no BTF; boot a kernel built with CONFIG_DEBUG_INFO_BTF"
+        );
+    }
+
+    /// What aya finds in the slim blob is what the full BTF says, for the
+    /// tracepoints the loader attaches and at the ids the kernel checks.
+    #[test]
+    fn kernel_attach_only_keeps_typedef_ids() {
+        let btf = kernel();
+        let names = [
+            "btf_trace_sched_process_fork",
+            "btf_trace_sched_process_exit",
+            "btf_trace_task_newtask",
+        ];
+        let blob = btf.attach_only(&names).unwrap();
+        let slim = aya::Btf::parse(&blob, aya::Endianness::default()).unwrap();
+        for name in names {
+            let id = btf.typedef_id(name).unwrap();
+            assert!(id > 1000, "{name} at {id}: too early to test the padding");
+            let found = slim
+                .id_by_type_name_kind(name, aya_obj::btf::BtfKind::Typedef)
+                .unwrap();
+            assert_eq!(found, id, "{name}");
+        }
+        // Our own reader walks it too, with the same ids.
+        let back = Btf::parse(&blob).unwrap();
+        assert_eq!(
+            back.typedef_id(names[1]).unwrap(),
+            btf.typedef_id(names[1]).unwrap()
+        );
+        // One 12-byte record per id up to the last typedef, plus the names.
+        assert!(blob.len() < btf.types.len() * 12 + 200, "{}", blob.len());
+        let e = btf
+            .attach_only(&["btf_trace_no_such_tracepoint"])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "typedef btf_trace_no_such_tracepoint not found in /sys/kernel/btf/vmlinux: \
+             this kernel lacks the tracepoint it names"
         );
     }
 

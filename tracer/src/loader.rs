@@ -54,7 +54,7 @@ pub enum LoadError {
     Tracefs(#[from] tracefs::TracefsError),
     #[error(transparent)]
     Layout(#[from] kconfig::KconfigError),
-    #[error("reading kernel BTF for the BTF tracepoints: {0}")]
+    #[error("parsing the BTF built for attaching the BTF tracepoints: {0}")]
     AyaBtf(#[source] aya::BtfError),
     #[error(
         "loading the eBPF object into the kernel failed (is BPF enabled? kernel.unprivileged_bpf_disabled and lockdown can refuse it): {0}"
@@ -160,15 +160,28 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::NotRoot);
     }
     let tracefs = tracefs::ensure_mounted()?;
-    let mut config = {
-        // Our reader of the kernel's BTF is only needed for the offsets: free it
-        // before aya parses the same BTF again.
+    let (mut config, attach_btf) = {
+        // Our reader of the kernel's BTF gives the offsets and a slim BTF for
+        // attaching (see `Btf::attach_only`); it is freed before aya parses
+        // the full BTF in `EbpfLoader::new`, so only one parse is alive at a time.
         let kernel_btf = btf::Btf::from_sys_fs()?;
-        kconfig::resolve(&kernel_btf, &tracefs, opts.threads)?
+        let typedefs: Vec<String> = BTF_PROGRAMS
+            .iter()
+            .map(|name| format!("btf_trace_{name}"))
+            .collect();
+        let typedefs: Vec<&str> = typedefs.iter().map(String::as_str).collect();
+        (
+            kconfig::resolve(&kernel_btf, &tracefs, opts.threads)?,
+            kernel_btf.attach_only(&typedefs)?,
+        )
     };
     config.wakeup_bytes = opts.ring_size / 4;
-    let aya_btf = aya::Btf::from_sys_fs().map_err(LoadError::AyaBtf)?;
+    let aya_btf =
+        aya::Btf::parse(&attach_btf, aya::Endianness::default()).map_err(LoadError::AyaBtf)?;
+    drop(attach_btf);
 
+    // `EbpfLoader::new` parses the full vmlinux BTF (tens of MB of small
+    // allocations, aya 0.14 has no way to skip it); `.btf()` drops that at once.
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&aya_btf))
         .override_global("CONFIG", &config, true)
@@ -191,8 +204,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map_err(|source| LoadError::Program { name, source })?;
     }
 
-    // Parsed BTF is tens of MB of small allocations, no longer needed once the
-    // programs are loaded: hand the memory back before the ring buffer is mapped,
+    // Hand the freed parse back to the kernel before the ring buffer is mapped,
     // so the agent's peak RSS is not the sum of both.
     drop(aya_btf);
     // SAFETY: malloc_trim only releases free heap memory.
