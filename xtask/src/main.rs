@@ -92,6 +92,10 @@ enum Command {
         /// Conditions to run besides untraced (comma-separated) [default: all installed].
         #[arg(long, value_enum, value_delimiter = ',', value_name = "CONDITION")]
         conditions: Vec<bench::Condition>,
+        /// Instead of the comparison: one tracer through MINUTES of back-to-back storms
+        /// of every mode, its RSS sampled every second (peak and flatness).
+        #[arg(long, value_name = "MINUTES")]
+        soak: Option<f64>,
     },
 }
 
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
             workers,
             modes,
             conditions,
+            soak,
         } => bench::run(&bench::Options {
             quick,
             peers,
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
             workers,
             modes,
             conditions,
+            soak,
         }),
     };
     match result {

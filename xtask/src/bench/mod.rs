@@ -12,6 +12,7 @@ mod child;
 mod conditions;
 mod probe;
 mod report;
+mod soak;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -45,6 +46,8 @@ pub struct Options {
     pub modes: Vec<Mode>,
     /// Conditions to run; empty means all that are installed. Untraced always runs.
     pub conditions: Vec<Condition>,
+    /// Instead of the comparison: one tracer over this many minutes of storms.
+    pub soak: Option<f64>,
 }
 
 const QUICK_RUNS: usize = 2;
@@ -119,6 +122,14 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         tmp,
         workers: opts.workers,
     };
+
+    if let Some(minutes) = opts.soak {
+        if !minutes.is_finite() || minutes < 1.0 {
+            bail!("--soak takes minutes, at least 1 (the issue's target is a 10-minute storm)");
+        }
+        bench.soak(minutes, &dir, &command_line)?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let modes: Vec<Mode> = if opts.modes.is_empty() {
         Mode::ALL.to_vec()
@@ -844,6 +855,9 @@ fn command_line(opts: &Options) -> String {
             .collect();
         line += &format!(" --conditions {}", c.join(","));
     }
+    if let Some(m) = opts.soak {
+        line += &format!(" --soak {m}");
+    }
     line
 }
 
@@ -965,6 +979,7 @@ mod tests {
             workers: 2,
             modes: vec![],
             conditions: vec![],
+            soak: None,
         };
         let (run, skipped) = plan_conditions(&opts, &tools);
         assert_eq!(
