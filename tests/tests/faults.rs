@@ -849,3 +849,84 @@ fn tracefs_absent_is_one_clear_line_and_unmounted_is_mounted() {
         "the error should say tracefs cannot be had and where: {line:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// BPF disabled
+
+/// `AUDIT_ARCH_*` of this machine (include/uapi/linux/audit.h: EM_* | 64BIT | LE).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// Makes the child's bpf(2) fail with `errno`, through a seccomp filter installed
+/// between fork and exec: ENOSYS is what a kernel built without
+/// CONFIG_BPF_SYSCALL answers (kernel/sys_ni.c), EPERM what lockdown, an LSM or a
+/// container's seccomp profile answer.
+fn deny_bpf(command: &mut Command, errno: u32) {
+    use std::os::unix::process::CommandExt;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    // struct seccomp_data: int nr at 0, __u32 arch at 4.
+    let filter = [
+        stmt(load, 4),
+        jeq(AUDIT_ARCH, 0, 3),
+        stmt(load, 0),
+        jeq(libc::SYS_bpf as u32, 0, 1),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | errno),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: between fork and exec the closure only makes two prctl calls on
+    // memory it owns (async-signal-safe).
+    unsafe {
+        command.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &raw const prog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn bpf_disabled_is_one_clear_line() {
+    let _machine = shared();
+    for (errno, says) in [
+        (libc::ENOSYS, ["BPF", "CONFIG_BPF_SYSCALL"]),
+        (libc::EPERM, ["BPF", "lockdown"]),
+    ] {
+        let mut command = Command::new(tracer_bin());
+        command.args(["watch", "--quiet", "--duration", "1s"]);
+        deny_bpf(&mut command, errno as u32);
+        let mut run = Proc::spawn(&mut command, false);
+        let status = run.wait_within(STEP_DEADLINE);
+        let line = one_line_refusal(&(run, status));
+        for word in says {
+            assert!(
+                line.contains(word),
+                "bpf(2) failing with errno {errno}: the error should say {word}: {line:?}"
+            );
+        }
+    }
+}

@@ -57,23 +57,75 @@ pub enum LoadError {
     #[error("parsing the BTF built for attaching the BTF tracepoints: {0}")]
     AyaBtf(#[source] aya::BtfError),
     #[error(
-        "loading the eBPF object into the kernel failed (is BPF enabled? kernel.unprivileged_bpf_disabled and lockdown can refuse it): {0}"
+        "this kernel has no bpf(2) system call (built without CONFIG_BPF_SYSCALL): boot a kernel with BPF enabled"
     )]
-    Load(#[source] aya::EbpfError),
-    #[error("loading program {name} failed: the kernel refused it ({source})")]
-    Program {
-        name: &'static str,
-        #[source]
-        source: aya::programs::ProgramError,
-    },
+    NoBpf,
+    #[error(
+        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM (SELinux, AppArmor) or a seccomp profile (a container's) forbids BPF here; run tracer where BPF is allowed"
+    )]
+    BpfRefused(String),
+    // aya's errors repeat their sources in their own text, so each of these holds
+    // the de-duplicated chain (`chain`) instead of a `#[source]` anyhow would print again.
+    #[error("loading the eBPF object into the kernel failed: {0}")]
+    Load(String),
+    #[error("loading program {name} failed: the kernel refused it: {why}")]
+    Program { name: &'static str, why: String },
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
-    #[error("eBPF map {name}: {source}")]
-    Map {
-        name: &'static str,
-        #[source]
-        source: aya::maps::MapError,
-    },
+    #[error("eBPF program {0} is missing from the object")]
+    MissingProgram(&'static str),
+    #[error("eBPF map {name}: {why}")]
+    Map { name: &'static str, why: String },
+}
+
+/// An error and its sources as one line, leaving out a source whose text its
+/// wrapper already ends with (aya's `map error: failed to create map X` wraps
+/// `failed to create map X`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(source) = next {
+        let text = source.to_string();
+        if !line.ends_with(&text) {
+            line = format!("{line}: {text}");
+        }
+        next = source.source();
+    }
+    line
+}
+
+/// Fails with a clear error when bpf(2) is missing or refused, before aya's load
+/// reports it as a failure to create some map: one BPF_MAP_CREATE of a one-entry
+/// array (`union bpf_attr`: map_type, key_size, value_size, max_entries).
+fn probe_bpf() -> Result<(), LoadError> {
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_MAP_TYPE_ARRAY: u32 = 2;
+    let mut attr = [0u8; 72];
+    for (i, word) in [BPF_MAP_TYPE_ARRAY, 4, 4, 1].into_iter().enumerate() {
+        attr[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+    }
+    // SAFETY: attr is a zeroed bpf_attr prefix of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            attr.as_mut_ptr(),
+            attr.len() as libc::c_uint,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: fd is the map just created, owned here.
+        unsafe { libc::close(fd as libc::c_int) };
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        // kernel/sys_ni.c: bpf is COND_SYSCALL, -ENOSYS without CONFIG_BPF_SYSCALL.
+        Some(libc::ENOSYS) => Err(LoadError::NoBpf),
+        Some(libc::EPERM | libc::EACCES) => Err(LoadError::BpfRefused(error.to_string())),
+        // Anything else (e.g. ENOMEM) is aya's to report with its context.
+        _ => Ok(()),
+    }
 }
 
 pub struct LoadOptions {
@@ -159,6 +211,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(LoadError::NotRoot);
     }
+    probe_bpf()?;
     let tracefs = tracefs::ensure_mounted()?;
     let (mut config, attach_btf) = {
         // Our reader of the kernel's BTF gives the offsets and a slim BTF for
@@ -187,21 +240,30 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .override_global("CONFIG", &config, true)
         .map_max_entries("EVENTS", opts.ring_size)
         .load(OBJECT)
-        .map_err(LoadError::Load)?;
+        .map_err(|e| LoadError::Load(chain(&e)))?;
 
     for &name in BTF_PROGRAMS {
         let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
-        prog.load(name, &aya_btf)
-            .map_err(|source| LoadError::Program { name, source })?;
-        prog.attach()
-            .map_err(|source| LoadError::Program { name, source })?;
+        prog.load(name, &aya_btf).map_err(|e| LoadError::Program {
+            name,
+            why: chain(&e),
+        })?;
+        prog.attach().map_err(|e| LoadError::Program {
+            name,
+            why: chain(&e),
+        })?;
     }
     for &name in SYSCALL_PROGRAMS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
-        prog.load()
-            .map_err(|source| LoadError::Program { name, source })?;
+        prog.load().map_err(|e| LoadError::Program {
+            name,
+            why: chain(&e),
+        })?;
         prog.attach("syscalls", name)
-            .map_err(|source| LoadError::Program { name, source })?;
+            .map_err(|e| LoadError::Program {
+                name,
+                why: chain(&e),
+            })?;
     }
 
     // Hand the freed parse back to the kernel before the ring buffer is mapped,
@@ -228,17 +290,53 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError
 }
 
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
-    move |source| LoadError::Map { name, source }
+    move |e| LoadError::Map {
+        name,
+        why: chain(&e),
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let prog = ebpf.program_mut(name).ok_or(LoadError::Program {
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?;
+    prog.try_into().map_err(|e| LoadError::Program {
         name,
-        source: aya::programs::ProgramError::UnexpectedProgramType,
-    })?;
-    prog.try_into()
-        .map_err(|source| LoadError::Program { name, source })
+        why: chain(&e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct E {
+        text: &'static str,
+        #[source]
+        source: Option<Box<E>>,
+    }
+
+    fn e(text: &'static str, source: Option<E>) -> E {
+        E {
+            text,
+            source: source.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn chain_leaves_out_what_a_wrapper_already_says() {
+        let io = e("Function not implemented (os error 38)", None);
+        let map = e("failed to create map `X`", Some(io));
+        let top = e("map error: failed to create map `X`", Some(map));
+        assert_eq!(
+            chain(&top),
+            "map error: failed to create map `X`: Function not implemented (os error 38)"
+        );
+        assert_eq!(chain(&e("alone", None)), "alone");
+    }
 }
