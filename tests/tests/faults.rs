@@ -246,9 +246,8 @@ fn loaded_ids() -> (BTreeSet<u32>, BTreeSet<u32>, BTreeMap<u32, String>) {
 
 /// Our program names (tracer/src/loader.rs); the kernel keeps 15 bytes of a name
 /// (BPF_OBJ_NAME_LEN).
-const PROGRAMS: [&str; 16] = [
+const PROGRAMS: [&str; 15] = [
     "task_newtask",
-    "sched_process_fork",
     "sched_process_exec",
     "sched_process_exit",
     "sched_process_free",

@@ -18,7 +18,7 @@ pub const ARGV_LEN: usize = 4096;
 
 /// Event kinds: the `kind` field of [`Header`] and the index into the drop counters.
 pub mod kind {
-    /// A task was created (sched_process_fork). Processes always, threads with `threads`.
+    /// A task was created (task_newtask). Processes always, threads with `threads`.
     pub const FORK: u32 = 1;
     /// A process replaced its image (sched_process_exec).
     pub const EXEC: u32 = 2;
@@ -113,7 +113,7 @@ pub struct Header {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ForkEvent {
     pub header: Header,
-    /// clone flags from task_newtask, or 0 if that event was not seen.
+    /// clone flags, from task_newtask's argument.
     pub clone_flags: u64,
     /// Start of the parent process (real_parent's group leader).
     pub parent_start_ns: u64,

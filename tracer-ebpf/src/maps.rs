@@ -28,12 +28,6 @@ pub static SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(kind::COUNT, 0
 pub static FORKS: LruPerCpuHashMap<ForkerKey, ForkerStats> =
     LruPerCpuHashMap::with_max_entries(16384, 0);
 
-/// clone flags seen at task_newtask, keyed by the new task's tid, until
-/// sched_process_fork picks them up (both run in the parent, in that order:
-/// kernel/fork.c copy_process, then kernel_clone).
-#[map]
-pub static CLONE_FLAGS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
-
 /// The user pointer to an execve/execveat file name, keyed by tid, from syscall
 /// entry to syscall exit; read only if the exec failed (the old mm is still there).
 #[map]

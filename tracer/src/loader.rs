@@ -19,7 +19,6 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 /// cheaper than classic tracepoints since no trace record is formatted.
 const BTF_PROGRAMS: &[&str] = &[
     "task_newtask",
-    "sched_process_fork",
     "sched_process_exec",
     "sched_process_exit",
     "sched_process_free",

@@ -2,7 +2,6 @@
 mod exec;
 mod exec_failed;
 mod exit;
-mod fork;
 mod fork_failed;
 mod free;
 mod newtask;

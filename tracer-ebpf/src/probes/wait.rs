@@ -1,7 +1,7 @@
 //! syscalls/sys_exit_wait4, sys_enter_waitid, sys_exit_waitid: who reaped whom.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
+    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_user},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -92,7 +92,7 @@ fn emit(child_pid: u32, syscall: u32) {
     };
     unsafe {
         let ev = &mut *entry.as_mut_ptr();
-        let task = bpf_get_current_task() as *const u8;
+        let task = bpf_get_current_task_btf() as *const u8;
         fill_header(&mut ev.header, kind::WAIT, task, true);
         ev.child_pid = child_pid;
         ev.syscall = syscall;
