@@ -26,8 +26,8 @@ use crate::{build, cmd, ebpf, setup};
 /// Steps of a VM run, for the `step i/N` lines.
 const STEPS: usize = 5;
 /// How long one boot of the VM may run (boot, all kernel tests, power-off) before it is
-/// killed. Emulated (TCG) on 2 busy cores the whole run takes 4-8 minutes, `storm` alone
-/// up to 5 (its own limit); KVM is several times faster. A run past this is stuck, not slow.
+/// killed. Emulated (TCG) on 2 busy cores the whole run takes about 4 minutes, `storm`
+/// 2.5-3 of them; KVM is faster. A run past this is stuck, not slow.
 const TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The VM's size: two CPUs as the tests run two at a time, and memory for /tmp (a tmpfs).
 const CPUS: u32 = 2;

@@ -16,6 +16,8 @@ pub struct Progress {
     /// lockup - CPU#1 stuck for 63s! [tracer:412]`), kernel timestamps removed.
     panic: Option<String>,
     lockup: Option<String>,
+    /// The init script's own failure (`vm-init: failed: ...`), before the tests ran.
+    init: Option<String>,
 }
 
 impl Progress {
@@ -40,6 +42,11 @@ impl Progress {
             {
                 self.finished.push(name.to_string());
             }
+        } else if self.init.is_none()
+            && let Some(message) = text.strip_prefix("vm-init: ")
+            && !message.contains("running the kernel tests")
+        {
+            self.init = Some(message.to_string());
         } else if self.panic.is_none() && text.starts_with("Kernel panic") {
             self.panic = Some(text.to_string());
         } else if self.lockup.is_none()
@@ -79,6 +86,9 @@ impl Progress {
                 ),
             }
         };
+        if let Some(init) = &self.init {
+            s.push_str(&format!("; init: {init}"));
+        }
         if let Some(lockup) = &self.lockup {
             s.push_str(&format!("; kernel: {lockup}"));
         } else if let Some(panic) = &self.panic {
@@ -158,6 +168,18 @@ mod tests {
         assert_eq!(
             p.summary(),
             "before the tests started; kernel: Kernel panic - not syncing: VFS: Unable to mount root fs"
+        );
+    }
+
+    #[test]
+    fn names_what_the_init_script_could_not_do() {
+        let mut p = progress();
+        p.line("vm-init: Linux 6.1.0-56-amd64, running the kernel tests");
+        assert_eq!(p.summary(), "before the tests started");
+        p.line("vm-init: failed: /vm/busybox mount -t 9p usr /usr");
+        assert_eq!(
+            p.summary(),
+            "before the tests started; init: failed: /vm/busybox mount -t 9p usr /usr"
         );
     }
 
