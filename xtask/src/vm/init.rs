@@ -92,7 +92,15 @@ pub fn script(plan: &Plan) -> String {
         s.push_str(&format!("must $BB insmod /vm/modules/{}\n", quote(module)));
     }
     for share in &plan.shares {
-        let mode = if share.writable { "rw" } else { "ro" };
+        // Read-only shares do not change while the tests run (the build is done before
+        // the VM boots), so the guest may cache their lookups and pages (`cache=loose`):
+        // without it every path walk and read of an exec is a round trip to qemu. The
+        // result share is written by the guest and read by the host: no cache.
+        let mode = if share.writable {
+            "rw"
+        } else {
+            "ro,cache=loose"
+        };
         s.push_str(&format!("must $BB mkdir -p {}\n", quote(&share.guest)));
         s.push_str(&format!(
             "must $BB mount -t 9p -o trans=virtio,version=9p2000.L,msize={MSIZE},{mode} {} {}\n",
@@ -207,7 +215,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{needle:?} not in\n{s}"))
         };
         assert!(at("insmod /vm/modules/9pnet.ko") < at("insmod /vm/modules/9p.ko"));
-        assert!(at("insmod /vm/modules/9p.ko") < at("msize=524288,ro usr /usr\n"));
+        assert!(at("insmod /vm/modules/9p.ko") < at("msize=524288,ro,cache=loose usr /usr\n"));
         assert!(at("msize=524288,rw result /vm/result\n") < at("cd /w/tests"));
         assert!(
             at(

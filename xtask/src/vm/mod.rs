@@ -9,6 +9,7 @@ mod cpio;
 mod debian;
 mod init;
 mod modules;
+mod progress;
 mod qemu;
 
 use std::fs;
@@ -18,14 +19,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use self::progress::Progress;
 use crate::test::step;
 use crate::{build, cmd, ebpf, setup};
 
 /// Steps of a VM run, for the `step i/N` lines.
 const STEPS: usize = 5;
-/// How long the VM may run (boot, all kernel tests, power-off) before it is killed.
-/// The tests take about 2 minutes on the host; the VM's 9p file access makes them slower.
-const TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// How long one boot of the VM may run (boot, all kernel tests, power-off) before it is
+/// killed. Emulated (TCG) on 2 busy cores the whole run takes about 4 minutes, `storm`
+/// 2.5-3 of them; KVM is faster. A run past this is stuck, not slow.
+const TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The VM's size: two CPUs as the tests run two at a time, and memory for /tmp (a tmpfs).
 const CPUS: u32 = 2;
 const MEMORY_MIB: u32 = 2048;
@@ -100,6 +103,23 @@ pub fn test(version: &str, args: &[String]) -> Result<ExitCode> {
         );
         Ok((kernel, initramfs))
     })?;
+    let threads = test_threads(args);
+    let order = test_list(&tests, args)?;
+    let dir = kernel
+        .vmlinuz
+        .parent()
+        .expect("in target/vm/<package>")
+        .to_path_buf();
+    let vm = Run {
+        version,
+        release: &kernel.release,
+        accel,
+        vmlinuz: &kernel.vmlinuz,
+        initramfs: &initramfs,
+        dir: &dir,
+        order: &order,
+        threads,
+    };
     step(
         5,
         STEPS,
@@ -108,41 +128,109 @@ pub fn test(version: &str, args: &[String]) -> Result<ExitCode> {
             kernel.release,
             accel.name()
         ),
-        || {
-            let dir = kernel.vmlinuz.parent().expect("in target/vm/<package>");
-            let result = dir.join("result");
-            if result.exists() {
-                fs::remove_dir_all(&result)?;
-            }
-            fs::create_dir_all(&result)?;
-            let vm = qemu::Vm {
-                accel,
-                vmlinuz: kernel.vmlinuz.clone(),
-                initramfs: initramfs.clone(),
-                shares: shares(&result)?,
-                cpus: CPUS,
-                memory_mib: MEMORY_MIB,
-            };
-            let status = qemu::run(qemu::command(&vm)?, &format!("vm {version}| "), TIMEOUT)?;
-            let file = result.join(init::STATUS_FILE);
-            let Ok(text) = fs::read_to_string(&file) else {
-                bail!(
-                    "the VM stopped ({status}) without writing {}: the console output above \
-                 shows why (a kernel panic, or init failing before the result share was mounted)",
-                    file.display()
-                );
-            };
-            match parse_status(&text)? {
-                0 => Ok(()),
-                code => bail!(
-                    "the kernel tests failed on Linux {} (exit code {code}); their output is above",
-                    kernel.release
-                ),
-            }
-        },
+        || vm.tests(),
     )?;
     println!("xtask: all {STEPS} steps ok");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One kernel's VM test run, for [`Run::tests`].
+struct Run<'a> {
+    /// The version asked for (`6.1`) and the kernel's release (`6.1.0-56-amd64`).
+    version: &'a str,
+    release: &'a str,
+    accel: qemu::Accel,
+    vmlinuz: &'a Path,
+    initramfs: &'a Path,
+    /// `target/vm/<package>/`: the result share and the console logs go there.
+    dir: &'a Path,
+    /// The tests the executable will run, in the order it starts them.
+    order: &'a [String],
+    threads: usize,
+}
+
+impl Run<'_> {
+    /// Boots the VM, which runs the tests and writes their exit code to the result share.
+    /// Nothing is retried: a test failure, a kernel panic (a soft lockup included) and a
+    /// VM killed at [`TIMEOUT`] each fail with one line saying where the tests were.
+    fn tests(&self) -> Result<()> {
+        let result = self.dir.join("result");
+        if result.exists() {
+            fs::remove_dir_all(&result)?;
+        }
+        fs::create_dir_all(&result)?;
+        let log = self.dir.join("console.log");
+        let vm = qemu::Vm {
+            accel: self.accel,
+            vmlinuz: self.vmlinuz.to_path_buf(),
+            initramfs: self.initramfs.to_path_buf(),
+            shares: shares(&result)?,
+            cpus: CPUS,
+            memory_mib: MEMORY_MIB,
+        };
+        let mut progress = Progress::new(self.order.to_vec(), self.threads);
+        let ended = qemu::run(
+            qemu::command(&vm)?,
+            &format!("vm {}| ", self.version),
+            &log,
+            TIMEOUT,
+            &mut progress,
+        )?;
+        let kernel = format!("Linux {} (--kernel {})", self.release, self.version);
+        let status = match ended {
+            qemu::Ended::TimedOut => bail!(
+                "the VM on {kernel} did not finish within {} minutes and was killed, {}; \
+                 console log {}",
+                TIMEOUT.as_secs() / 60,
+                progress.summary(),
+                log.display()
+            ),
+            qemu::Ended::Exited(status) => status,
+        };
+        let file = result.join(init::STATUS_FILE);
+        let Ok(text) = fs::read_to_string(&file) else {
+            bail!(
+                "the VM on {kernel} stopped ({status}) without a test result, {}; console log {}",
+                progress.summary(),
+                log.display()
+            );
+        };
+        match parse_status(&text).with_context(|| format!("console log {}", log.display()))? {
+            0 => Ok(()),
+            code => bail!(
+                "the kernel tests failed on {kernel} (exit code {code}); their output is above \
+                 and in {}",
+                log.display()
+            ),
+        }
+    }
+}
+
+/// How many tests the executable runs at once: `--test-threads N` or `=N` in `args`,
+/// else one per CPU of the VM.
+fn test_threads(args: &[String]) -> usize {
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| {
+            if let Some(n) = a.strip_prefix("--test-threads=") {
+                n.parse().ok()
+            } else if a == "--test-threads" {
+                args.get(i + 1)?.parse().ok()
+            } else {
+                None
+            }
+        })
+        .unwrap_or(CPUS as usize)
+}
+
+/// The tests the executable will run with `args`, in its order (its own `--list`, run
+/// on the host: listing loads nothing into the kernel).
+fn test_list(tests: &Path, args: &[String]) -> Result<Vec<String>> {
+    let mut list = std::process::Command::new(tests);
+    list.args(args).arg("--list");
+    let out =
+        cmd::probe(&mut list).ok_or_else(|| anyhow!("`{} --list` failed", tests.display()))?;
+    Ok(progress::listed_tests(&out))
 }
 
 /// The kernel test executable, built (not run) by `cargo test --no-run`, which also

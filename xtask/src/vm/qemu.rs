@@ -2,7 +2,7 @@
 //! bootloader), the host directories as 9p shares, and the serial console streamed to
 //! stdout line by line with a prefix.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::init::Share;
+use super::progress::Progress;
 use crate::cmd;
 
 /// The emulator Debian's qemu-system-x86 installs.
@@ -101,9 +102,29 @@ pub struct Vm {
 /// The kernel command line: the serial console (what the host reads); warnings and
 /// worse on it (`loglevel=5`: a WARN or a lockup's backtrace shows, boot chatter does
 /// not); a soft lockup (a CPU stuck in the kernel for 2 * watchdog_thresh = 60 s)
-/// panics, and a panic ends the VM at once (`panic=-1` reboots, which `-no-reboot`
-/// turns into qemu exiting) instead of leaving a hung VM until the timeout.
-pub const APPEND: &str = "console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 watchdog_thresh=30";
+/// prints every CPU's backtrace, not only the stuck one's (the other CPU may hold what
+/// it waits for), then panics; a panic ends the VM at once (`panic=-1` reboots, which
+/// `-no-reboot` turns into qemu exiting) instead of leaving a hung VM until the timeout.
+pub const APPEND: &str = "console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 \
+                          softlockup_all_cpu_backtrace=1 watchdog_thresh=30";
+
+/// Added under TCG, where the guest's clock and syscalls cost the most.
+/// `tsc=reliable`: the kernel's TSC synchronisation check (check_tsc_sync_source) sees
+/// the emulated CPUs' TSCs warp, marks the TSC unstable and falls back to the HPET,
+/// whose every read is an emulated MMIO access under qemu's global lock; every
+/// `ktime_get` (each event's timestamp, each timer) then goes through it. The TSC
+/// of TCG is the host's monotonic clock, so it is in fact reliable.
+/// `mitigations=off`: no speculative-execution mitigations (retpolines, RSB filling on
+/// context switch), which only cost time in an emulated test VM.
+pub const APPEND_TCG: &str = "tsc=reliable mitigations=off";
+
+/// The kernel command line for `accel`.
+pub fn append(accel: Accel) -> String {
+    match accel {
+        Accel::Kvm => APPEND.to_string(),
+        Accel::Tcg => format!("{APPEND} {APPEND_TCG}"),
+    }
+}
 
 /// The qemu command for `vm`.
 pub fn command(vm: &Vm) -> Result<Command> {
@@ -126,7 +147,8 @@ pub fn command(vm: &Vm) -> Result<Command> {
         .arg(&vm.vmlinuz)
         .arg("-initrd")
         .arg(&vm.initramfs)
-        .args(["-append", APPEND]);
+        .arg("-append")
+        .arg(append(vm.accel));
     for share in &vm.shares {
         qemu.args(["-virtfs", &virtfs(share)?]);
     }
@@ -156,9 +178,32 @@ fn virtfs(share: &Share) -> Result<String> {
     Ok(option)
 }
 
-/// Runs qemu, printing each console line with `prefix`; kills it after `timeout`.
-pub fn run(mut qemu: Command, prefix: &str, timeout: Duration) -> Result<ExitStatus> {
+/// How a VM run ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// qemu exited (the guest powered off, or panicked: `-no-reboot`).
+    Exited(ExitStatus),
+    /// Still running after the timeout: qemu was killed.
+    TimedOut,
+}
+
+/// Runs qemu, printing each console line with `prefix`, writing it to `log` and giving
+/// it to `progress`; kills qemu after `timeout`.
+pub fn run(
+    mut qemu: Command,
+    prefix: &str,
+    log: &Path,
+    timeout: Duration,
+    progress: &mut Progress,
+) -> Result<Ended> {
     println!("xtask: $ {}", cmd::show(&qemu));
+    println!(
+        "xtask: console log {}; the VM is killed after {} minutes",
+        log.display(),
+        timeout.as_secs() / 60
+    );
+    let mut log_file =
+        File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     // stdin stays off the terminal: qemu's stdio chardev would put a terminal in raw mode.
     let mut child = qemu
         .stdin(Stdio::null())
@@ -166,43 +211,50 @@ pub fn run(mut qemu: Command, prefix: &str, timeout: Duration) -> Result<ExitSta
         .spawn()
         .with_context(|| format!("could not start {QEMU}: apt-get install qemu-system-x86"))?;
     let stdout = child.stdout.take().expect("piped");
-    let prefix = prefix.to_string();
-    let console = std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    let text = text.trim_end_matches(['\n', '\r']);
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{prefix}{text}");
-                    let _ = out.flush();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim_end_matches(['\n', '\r']);
+                        // Host seconds since qemu started: a slow guest and a stuck one
+                        // look alike in the guest's own timestamps.
+                        let _ =
+                            writeln!(log_file, "{:7.1} {text}", started.elapsed().as_secs_f64());
+                        progress.line(text);
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{prefix}{text}");
+                        let _ = out.flush();
+                    }
                 }
             }
+            let _ = log_file.flush();
+        });
+        // When qemu ends, its end of the pipe closes and the reader above returns.
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(Ended::Exited(status)),
+                Ok(None) => {}
+                Err(err) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(err).context("waiting for qemu");
+                }
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Ok(Ended::TimedOut);
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().context("waiting for qemu")? {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = console.join();
-            bail!(
-                "the VM did not finish within {} minutes and was killed; the console output \
-                 above shows how far it got",
-                timeout.as_secs() / 60
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let _ = console.join();
-    Ok(status)
+    })
 }
 
 /// The path as a string for the init script and qemu, which both need UTF-8 here.
@@ -267,6 +319,7 @@ mod tests {
         }
         let append = args.iter().position(|a| a == "-append").unwrap();
         assert_eq!(args[append + 1], APPEND);
+        assert!(super::append(Accel::Tcg).ends_with("tsc=reliable mitigations=off"));
     }
 
     #[test]
