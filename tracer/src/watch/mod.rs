@@ -316,6 +316,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     );
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
+    // Episodes whose quiet period has passed by now end in this recording: the run
+    // may stop (tree gone, signal) before the next tick would have said so.
+    sinks.tick(boottime_ns());
     sinks.finish();
 
     let top_forkers = counters
