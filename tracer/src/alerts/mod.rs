@@ -184,6 +184,7 @@ impl Engine {
         }
     }
 
+    pub fn dbg(&self) -> String { format!("procs {:?} storms {} zombies {} crashes {} fails {}", self.procs.dbg(), self.storms.keys(), self.zombies.keys(), self.crashes.keys(), self.failures.keys()) }
     pub fn held(&self) -> Held {
         Held {
             processes: self.procs.len(),
@@ -464,6 +465,7 @@ impl Culprit {
             ktime_ns: now,
             subject: Some(self.subject.clone()),
             body: Body::Alert(alert),
+            uncertain: false,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::record::{AlertProc, ProcId, Subject};
 /// from other CPUs come slightly out of order).
 pub const RELEASED_GRACE_NS: u64 = 5_000_000_000;
 /// At most this many reaped processes are kept for that grace.
-pub const RELEASED_MAX: usize = 16_384;
+pub const RELEASED_MAX: usize = 4096;
 
 /// What a process runs.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -91,6 +91,7 @@ impl Procs {
         self.pids.get(&pid).copied()
     }
 
+    pub fn dbg(&self) -> (usize, usize, usize, usize) { (self.map.len(), self.map.capacity(), self.pids.len(), self.released.len()) }
     /// Processes held, released ones included.
     pub fn len(&self) -> usize {
         self.map.len()

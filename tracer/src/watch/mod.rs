@@ -49,6 +49,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const TAIL_GRACE: Duration = Duration::from_secs(2);
 /// After losses, how often every held process is checked against /proc.
 const RECHECK_ALL_EVERY: Duration = Duration::from_secs(10);
+/// Events applied per turn of the main loop at most. When events come in faster
+/// than they are applied (a fork bomb; a debug build), the ring never empties:
+/// without a bound the drain would never return, and the tick's work (drop
+/// counters, flushing, alert expiry and sweeps, the /proc recheck) would wait
+/// for the storm to end while the alert engine's maps grow unswept.
+const DRAIN_MAX: usize = 4096;
 /// How many of the busiest forkers the summary names.
 const TOP_FORKERS: usize = 5;
 
@@ -246,8 +252,12 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
-                guard.clear_ready();
+                let more = drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                // Still readiness left: the next turn of the loop comes straight back,
+                // after the other branches had their chance.
+                if !more {
+                    guard.clear_ready();
+                }
             }
             _ = sigint.recv() => break End::Signal(libc::SIGINT),
             _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
@@ -274,7 +284,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                         lost_at_recheck = lost_now;
                         last_recheck = Instant::now();
                     }
-                    recheck_after_losses(&mut model, all);
+                    recheck_after_losses(&mut model, all, &mut records);
+                    sinks.write_all(&mut records);
+                    if std::env::var_os("TRACER_DEBUG_SIZES").is_some() { eprintln!("DBG model len {} live {} zombies {} stats {:?} alerts {}", model.len(), model.live_count(), model.zombie_count(), model.stats(), sinks.alerts.as_ref().map(|e| e.dbg()).unwrap_or_default()); }
                 }
                 // After the flush too: it may have reopened a file that was gone.
                 sinks.end_batch(&model);
@@ -306,14 +318,20 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
     }
 
-    // Take what is still in the ring, then the final drop counts.
-    drain(
+    // Take what is still in the ring, then the final drop counts. At most a
+    // ring's worth (every event is larger than 64 bytes): what a storm adds
+    // meanwhile happened after the end.
+    let mut rounds = args.ring_size as usize / 64 / DRAIN_MAX + 1;
+    while drain(
         ring.get_mut(),
         &mut model,
         &mut records,
         &mut sinks,
         &mut decode_errors,
-    );
+    ) && rounds > 0
+    {
+        rounds -= 1;
+    }
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
     sinks.finish();
@@ -368,8 +386,10 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
 /// after losses, check held processes against /proc and release those that are
 /// gone (or whose pid now belongs to a newer process): the followed ones every
 /// second, all of them at most every [`RECHECK_ALL_EVERY`] while losses go on.
-/// Without losses the kernel's events are complete and nothing is read.
-fn recheck_after_losses(model: &mut Model, all: bool) {
+/// Without losses the kernel's events are complete and nothing is read. Each
+/// process released this way gets an uncertain `reap` record, which also lets
+/// the alert engine forget it.
+fn recheck_after_losses(model: &mut Model, all: bool, records: &mut Vec<Record>) {
     if model.uncertain_since().is_none() {
         return;
     }
@@ -390,18 +410,28 @@ fn recheck_after_losses(model: &mut Model, all: bool) {
         .collect();
     let now = boottime_ns();
     for id in gone {
-        model.vanished(id, now);
+        model.vanished(id, now, records);
     }
 }
 
+/// Applies what the ring buffer holds, at most [`DRAIN_MAX`] events; returns true
+/// if it stopped at that bound (the ring may hold more).
 fn drain(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
     model: &mut Model,
     records: &mut Vec<Record>,
     sinks: &mut Sinks,
     decode_errors: &mut u64,
-) {
-    while let Some(item) = ring.next() {
+) -> bool {
+    let mut left = DRAIN_MAX;
+    let more = loop {
+        if left == 0 {
+            break true;
+        }
+        left -= 1;
+        let Some(item) = ring.next() else {
+            break false;
+        };
         match decode::decode(&item) {
             Ok(ev) => model.apply(&ev, records),
             Err(e) => {
@@ -418,9 +448,10 @@ fn drain(
             sinks.write_all(records);
             sinks.end_batch(model);
         }
-    }
+    };
     sinks.write_all(records);
     sinks.end_batch(model);
+    more
 }
 
 /// Turns the per-CPU drop counters into `lost` records as they grow.
