@@ -184,7 +184,6 @@ impl Engine {
         }
     }
 
-    pub fn dbg(&self) -> String { format!("procs {:?} storms {} zombies {} crashes {} fails {}", self.procs.dbg(), self.storms.keys(), self.zombies.keys(), self.crashes.keys(), self.failures.keys()) }
     pub fn held(&self) -> Held {
         Held {
             processes: self.procs.len(),

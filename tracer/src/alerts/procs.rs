@@ -15,7 +15,12 @@ use crate::record::{AlertProc, ProcId, Subject};
 /// How long a reaped process stays known, for records that arrive late (events
 /// from other CPUs come slightly out of order).
 pub const RELEASED_GRACE_NS: u64 = 5_000_000_000;
-/// At most this many reaped processes are kept for that grace.
+/// At most this many reaped processes are kept for that grace (as many as the
+/// model remembers, `ENDED_MEMORY`): late records come within milliseconds. Under
+/// a fork bomb the grace holds far more than this, and a map that churns keeps
+/// about four times its steady size in buckets (deleted slots count until it
+/// rehashes), so this cap sets most of the engine's memory under a storm:
+/// 16,384 made it grow by 11 MiB in the middle of a run.
 pub const RELEASED_MAX: usize = 4096;
 
 /// What a process runs.
@@ -91,7 +96,6 @@ impl Procs {
         self.pids.get(&pid).copied()
     }
 
-    pub fn dbg(&self) -> (usize, usize, usize, usize) { (self.map.len(), self.map.capacity(), self.pids.len(), self.released.len()) }
     /// Processes held, released ones included.
     pub fn len(&self) -> usize {
         self.map.len()

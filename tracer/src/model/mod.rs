@@ -102,6 +102,8 @@ pub struct Model {
     uncertain_since: Option<u64>,
     /// ktime of the latest loss: processes starting before it are uncertain.
     lost_upto: Option<u64>,
+    /// The latest ktime of the events applied.
+    applied_upto: u64,
     /// `reap` records of processes presumed dead inside a look-up, put in front
     /// of the records of the event that revealed it (see [`Model::apply`]).
     pending: Vec<Record>,
@@ -122,6 +124,7 @@ impl Model {
             pending_spawn: BTreeSet::new(),
             uncertain_since: None,
             lost_upto: None,
+            applied_upto: 0,
             pending: Vec::new(),
             stats: ModelStats::default(),
             ended: HashSet::new(),
@@ -258,8 +261,15 @@ impl Model {
     /// Applies one kernel event, pushing 0..n records.
     pub fn apply(&mut self, ev: &Event, out: &mut Vec<Record>) {
         let start = out.len();
+        self.applied_upto = self.applied_upto.max(ev.ktime_ns);
         self.apply_inner(ev, out);
         self.flush_pending(start, out);
+    }
+
+    /// The latest `ktime_ns` of the events applied so far: events come roughly in
+    /// time order, so what happened well before it has been seen, or lost.
+    pub fn applied_upto(&self) -> u64 {
+        self.applied_upto
     }
 
     /// Puts the records of processes presumed dead meanwhile at `start`: the end

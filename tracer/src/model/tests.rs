@@ -1045,10 +1045,7 @@ fn losses_mark_the_processes_they_may_concern() {
     // The snapshot a new output file starts with marks the held ones.
     let mut snap = Vec::new();
     s.m.snapshot(s.now, &mut snap);
-    let marked: Vec<(u32, bool)> = snap
-        .iter()
-        .map(|r| (subj(r).pid, r.uncertain))
-        .collect();
+    let marked: Vec<(u32, bool)> = snap.iter().map(|r| (subj(r).pid, r.uncertain)).collect();
     assert_eq!(marked, [(1, true), (10, true), (102, true)]);
 
     // A later loss marks what lives then, and only that.

@@ -1316,12 +1316,21 @@ fn uncertain_processes_are_counted_and_marked_in_the_tree() {
         rep.headline
     );
     let t = text::render(&rep);
-    assert!(t.contains("uncertain: 3 processes lived through the losses"), "{t}");
+    assert!(
+        t.contains("uncertain: 3 processes lived through the losses"),
+        "{t}"
+    );
 
     let (_, h) = load(&text);
     let t = tree::render(&h, &tree::Select::default());
-    assert!(t.contains("├─ 2*[true]  [exit 0, lived 20.0ms, zombie 0ns] ?"), "{t}");
-    assert!(t.contains("├─ 102 true  [20.0ms, exit 0, zombie 0ns]\n"), "{t}");
+    assert!(
+        t.contains("├─ 2*[true]  [exit 0, lived 20.0ms, zombie 0ns] ?"),
+        "{t}"
+    );
+    assert!(
+        t.contains("├─ 102 true  [20.0ms, exit 0, zombie 0ns]\n"),
+        "{t}"
+    );
     assert!(t.contains("└─ 103 sleep  [ended (exit not seen)] ?"), "{t}");
     assert!(t.lines().next().is_some_and(|l| !l.ends_with('?')), "{t}");
     let doc = tree::doc(&h, &tree::Select::default());
