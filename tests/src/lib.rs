@@ -636,6 +636,14 @@ pub fn check_record(v: &Value) -> Result<(), String> {
     field(v, "host", Str, false)?;
     field(v, "boot_id", Str, false)?;
     let ty = v["type"].as_str().expect("checked");
+    // Optional, on the records that sum a life up: present only when true.
+    if let Some(u) = v.get("uncertain")
+        && (u != &Value::Bool(true) || !["exit", "reap", "process"].contains(&ty))
+    {
+        return Err(format!(
+            "uncertain {u} on a {ty} record (only true, on exit/reap/process)"
+        ));
+    }
     if PROCESS_TYPES.contains(&ty) || MORE_PROCESS_TYPES.contains(&ty) {
         for k in ["pid", "tid", "ppid"] {
             field(v, k, U64, false)?;

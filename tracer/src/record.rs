@@ -56,6 +56,10 @@ pub struct Record {
     /// `None` only for `lost`.
     pub subject: Option<Subject>,
     pub body: Body,
+    /// Events were lost while the subject lived, so what the record says about
+    /// its life may be incomplete or wrong (see docs/events.md, `uncertain`).
+    /// Set by the model on `exit`, `reap` and `process` records only.
+    pub uncertain: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

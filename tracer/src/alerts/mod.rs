@@ -464,6 +464,7 @@ impl Culprit {
             ktime_ns: now,
             subject: Some(self.subject.clone()),
             body: Body::Alert(alert),
+            uncertain: false,
         }
     }
 }

@@ -57,6 +57,7 @@ impl World {
             ktime_ns: self.now,
             subject: Some(self.subject(pid)),
             body,
+            uncertain: false,
         };
         self.e.observe(&rec, &mut self.alerts);
     }
@@ -814,6 +815,7 @@ fn threads_and_records_without_subject_are_ignored() {
                 kind: "fork",
                 count: 100,
             },
+            uncertain: false,
         },
         &mut out,
     );

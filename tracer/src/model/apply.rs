@@ -64,12 +64,20 @@ impl Model {
 
     fn push(&self, out: &mut Vec<Record>, ktime_ns: u64, id: ProcId, task: &Task, body: Body) {
         if self.emits(id) {
+            // Only the end of a life sums it up; the other records tell one event.
+            let uncertain =
+                matches!(body, Body::Exit { .. } | Body::Reap { .. }) && self.is_uncertain(id);
             out.push(Record {
                 ktime_ns,
                 subject: Some(self.subject_of_task(id, task)),
                 body,
+                uncertain,
             });
         }
+    }
+
+    fn is_uncertain(&self, id: ProcId) -> bool {
+        self.procs.get(&id).is_some_and(|p| p.uncertain)
     }
 
     pub(super) fn fork(&mut self, ev: &Event, f: &Fork, out: &mut Vec<Record>) {
@@ -342,6 +350,7 @@ impl Model {
                 ktime_ns: t,
                 subject: self.subject_of_proc(child),
                 body,
+                uncertain: self.is_uncertain(child),
             });
         }
         self.release(child);
@@ -401,6 +410,7 @@ impl Model {
                 ktime_ns: t,
                 subject: self.subject_of_proc(id),
                 body,
+                uncertain: self.is_uncertain(id),
             });
         }
         self.release(id);

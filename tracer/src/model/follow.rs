@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::record::ProcId;
+use crate::record::{ProcId, Record};
 
 use super::Model;
 
@@ -59,10 +59,13 @@ impl Model {
     }
 
     /// The agent found `id` gone from the system although its end was never seen
-    /// (its exit, reap or free event was lost): release it as its free would have.
-    /// No record is invented.
-    pub fn vanished(&mut self, id: ProcId, ktime_ns: u64) {
+    /// (its exit, reap or free event was lost): release it as its free would have,
+    /// pushing an uncertain `reap` record with no reaper (see the module's
+    /// "Uncertainty").
+    pub fn vanished(&mut self, id: ProcId, ktime_ns: u64, out: &mut Vec<Record>) {
+        let start = out.len();
         self.presume_dead(id, ktime_ns);
+        self.flush_pending(start, out);
     }
 
     /// Whether the process currently holding `pid` is followed (e.g. to filter the

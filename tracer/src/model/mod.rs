@@ -16,6 +16,17 @@
 //! reporting a different parent pid corrects it. After [`Model::lost`] the tree may
 //! be wrong in ways nothing reveals; [`Model::uncertain_since`] says since when.
 //!
+//! Uncertainty: a loss is reported some time after it happened (the agent polls the
+//! drop counters), and the lost event may be about any process that lived then.
+//! So at each [`Model::lost`] every held, unreleased process is marked
+//! [`Proc::uncertain`], and so is every process first seen later that started
+//! before that loss was reported (its events may still have been in the ring). A
+//! process born after the last loss is certain until the next one. Its `exit`,
+//! `reap` and `process` records carry the mark. A process found gone without its
+//! end being seen (pid reuse, a free event with no exit, [`Model::vanished`]) gets
+//! a `reap` record with no reaper, marked uncertain: its release is a fact, when
+//! and how it ended is not known.
+//!
 //! Memory: released processes are dropped as soon as no held process descends from
 //! them (by [`Proc::creator`]), so the model holds the live tree plus the ancestry
 //! of live orphans, whatever the length of the run; the ids of the last few
@@ -89,6 +100,13 @@ pub struct Model {
     /// `follow_spawned` pids not seen yet.
     pending_spawn: BTreeSet<u32>,
     uncertain_since: Option<u64>,
+    /// ktime of the latest loss: processes starting before it are uncertain.
+    lost_upto: Option<u64>,
+    /// The latest ktime of the events applied.
+    applied_upto: u64,
+    /// `reap` records of processes presumed dead inside a look-up, put in front
+    /// of the records of the event that revealed it (see [`Model::apply`]).
+    pending: Vec<Record>,
     stats: ModelStats,
     /// Recently dropped processes (at most [`tree::ENDED_MEMORY`]), oldest first.
     ended: HashSet<ProcId>,
@@ -105,6 +123,9 @@ impl Model {
             followed: HashSet::new(),
             pending_spawn: BTreeSet::new(),
             uncertain_since: None,
+            lost_upto: None,
+            applied_upto: 0,
+            pending: Vec::new(),
             stats: ModelStats::default(),
             ended: HashSet::new(),
             ended_order: VecDeque::new(),
@@ -118,6 +139,12 @@ impl Model {
     /// first (records into a scratch vector), call [`Model::follow_pid`], then
     /// [`Model::snapshot`].
     pub fn seed(&mut self, procs: Vec<SeedProc>, ktime_ns: u64, out: &mut Vec<Record>) {
+        let start = out.len();
+        self.seed_inner(procs, ktime_ns, out);
+        self.flush_pending(start, out);
+    }
+
+    fn seed_inner(&mut self, procs: Vec<SeedProc>, ktime_ns: u64, out: &mut Vec<Record>) {
         let mut added = BTreeSet::new();
         for sp in procs {
             let id = ProcId {
@@ -227,11 +254,33 @@ impl Model {
                 state,
                 argv_redacted: false,
             },
+            uncertain: p.uncertain,
         })
     }
 
     /// Applies one kernel event, pushing 0..n records.
     pub fn apply(&mut self, ev: &Event, out: &mut Vec<Record>) {
+        let start = out.len();
+        self.applied_upto = self.applied_upto.max(ev.ktime_ns);
+        self.apply_inner(ev, out);
+        self.flush_pending(start, out);
+    }
+
+    /// The latest `ktime_ns` of the events applied so far: events come roughly in
+    /// time order, so what happened well before it has been seen, or lost.
+    pub fn applied_upto(&self) -> u64 {
+        self.applied_upto
+    }
+
+    /// Puts the records of processes presumed dead meanwhile at `start`: the end
+    /// of the old holder of a pid comes before the news of the new one.
+    fn flush_pending(&mut self, start: usize, out: &mut Vec<Record>) {
+        if !self.pending.is_empty() {
+            out.splice(start..start, self.pending.drain(..));
+        }
+    }
+
+    fn apply_inner(&mut self, ev: &Event, out: &mut Vec<Record>) {
         match &ev.kind {
             EventKind::Fork(f) => self.fork(ev, f, out),
             EventKind::Exec(x) => self.exec(ev, x, out),
@@ -251,6 +300,15 @@ impl Model {
         }
         self.stats.lost = self.stats.lost.saturating_add(count);
         self.uncertain_since.get_or_insert(ktime_ns);
+        // Several kinds reported at one poll mark once.
+        if self.lost_upto.is_none_or(|t| t < ktime_ns) {
+            self.lost_upto = Some(ktime_ns);
+            for id in self.pids.values() {
+                if let Some(p) = self.procs.get_mut(id) {
+                    p.uncertain = true;
+                }
+            }
+        }
         out.push(Record {
             ktime_ns,
             subject: None,
@@ -258,7 +316,16 @@ impl Model {
                 kind: tracer_common::kind::name(kind),
                 count,
             },
+            uncertain: false,
         });
+    }
+
+    /// Processes held, unreleased, and marked uncertain.
+    pub fn uncertain_count(&self) -> usize {
+        self.pids
+            .values()
+            .filter(|id| self.procs.get(id).is_some_and(|p| p.uncertain))
+            .count()
     }
 
     /// ktime of the first loss: from then on the tree may miss processes or hold

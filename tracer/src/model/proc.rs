@@ -101,6 +101,10 @@ pub struct Proc {
     /// events): its pid was reused, or its task was freed before any exit arrived.
     /// The ktime of the event that showed it.
     pub gone_ns: Option<u64>,
+    /// Events were lost while it lived (or before it was first seen, for one
+    /// born before a loss): its history may miss an exec, an exit or a reap,
+    /// its children may be incomplete and its parent wrong. Never cleared.
+    pub uncertain: bool,
     /// PR_SET_CHILD_SUBREAPER, as last reported by an event (unknown from /proc: false).
     pub subreaper: bool,
     /// Part of what `-p` / `-- COMMAND` follows.
@@ -133,6 +137,7 @@ impl Proc {
             exit: None,
             reap: None,
             gone_ns: None,
+            uncertain: false,
             subreaper: task.subreaper,
             followed: false,
             threads: BTreeSet::new(),
@@ -159,6 +164,7 @@ impl Proc {
             exit: seed_exit(sp.pid, sp.state),
             reap: None,
             gone_ns: None,
+            uncertain: false,
             subreaper: sp.subreaper,
             followed: false,
             threads: BTreeSet::new(),

@@ -459,10 +459,14 @@ fn pid_reuse_never_merges() {
     s.exec(old, "/bin/old");
     let kid = p(200, 100, 61);
     s.fork(kid, old);
-    // old's exit and reap are lost; pid 100 comes back with a later start.
+    // old's exit and reap are lost; pid 100 comes back with a later start: old's
+    // release is told first, uncertain and with no reaper, then the new fork.
     let new = p(100, 10, 90);
     let r = s.fork(new, SH);
-    assert_eq!(types(&r), ["fork"]);
+    assert_eq!(types(&r), ["reap", "fork"]);
+    assert_eq!(r[0].subject.as_ref().map(|s| s.proc_id), Some(old.id()));
+    assert_eq!(reap_of(&r[0]), (None, None, None, false));
+    assert!(r[0].uncertain && !r[1].uncertain);
     assert_eq!(s.m.by_pid(100).map(|p| p.id), Some(new.id()));
     let o = s.proc(old);
     assert!(
@@ -745,12 +749,16 @@ fn free_stands_in_for_an_unseen_wait() {
     );
     assert!(s.m.get(c.id()).is_none());
 
-    // Freed without an exit seen (lost): gone, nothing invented.
+    // Freed without an exit seen (lost): gone, told by an uncertain reap with no
+    // reaper and no zombie time; no exit is invented.
     let d = p(101, 10, 61);
     s.fork(d, SH);
     let g = p(102, 101, 62);
     s.fork(g, d);
-    assert!(s.free(d).is_empty());
+    let r = s.free(d);
+    assert_eq!(types(&r), ["reap"]);
+    assert_eq!(reap_of(&r[0]), (None, None, None, false));
+    assert!(r[0].uncertain);
     let held = s.proc(d);
     assert!(held.gone_ns.is_some() && held.reap.is_none());
     assert_eq!(s.parent_of(g), Some(1));
@@ -973,7 +981,8 @@ fn lost_events() {
             body: Body::Lost {
                 kind: "fork",
                 count: 3
-            }
+            },
+            uncertain: false
         }
     );
     assert_eq!(
@@ -985,6 +994,93 @@ fn lost_events() {
     );
     assert_eq!(s.m.uncertain_since(), Some(500));
     assert_eq!(s.m.stats().lost, 5);
+}
+
+#[test]
+fn losses_mark_the_processes_they_may_concern() {
+    let mut s = Sim::with_shell();
+    // Without losses nothing is marked.
+    let a = p(100, 10, 60);
+    s.fork(a, SH);
+    let r = s.exit(a, 0);
+    assert!(!r[0].uncertain);
+    let r = s.wait(SH, 100);
+    assert_eq!(types(&r), ["reap"]);
+    assert!(!r[0].uncertain);
+
+    let b = p(101, 10, 61);
+    s.fork(b, SH);
+    let t = s.tick();
+    let mut out = Vec::new();
+    s.m.lost(kind::EXIT, 1, t, &mut out);
+    s.m.lost(kind::FORK, 2, t, &mut out);
+    assert!(out.iter().all(|r| !r.uncertain));
+    // Alive at the loss: marked, and so are init and the shell.
+    assert!(s.proc(b).uncertain && s.proc(SH).uncertain && s.proc(INIT).uncertain);
+    assert_eq!(s.m.uncertain_count(), 3);
+    // Started before the loss but applied after it (its fork was still in the
+    // ring): marked too.
+    let c = p(102, 10, 62);
+    s.fork(c, SH);
+    assert!(s.proc(c).uncertain);
+    // Started after the loss: its whole life is seen.
+    let d = p(103, 10, t / NS_PER_TICK + 1);
+    let r = s.fork(d, SH);
+    assert!(!r[0].uncertain && !s.proc(d).uncertain);
+
+    // The ends of a marked process say so; a fork or exec is one event, whole.
+    let r = s.exec(b, "/bin/b");
+    assert!(!r[0].uncertain);
+    let r = s.exit(b, 0);
+    assert_eq!(types(&r), ["exit"]);
+    assert!(r[0].uncertain);
+    let r = s.wait(SH, 101);
+    assert_eq!(types(&r), ["reap"]);
+    assert!(r[0].uncertain);
+    let r = s.exit(d, 0);
+    assert!(!r[0].uncertain);
+    let r = s.wait(SH, 103);
+    assert!(!r[0].uncertain);
+
+    // The snapshot a new output file starts with marks the held ones.
+    let mut snap = Vec::new();
+    s.m.snapshot(s.now, &mut snap);
+    let marked: Vec<(u32, bool)> = snap.iter().map(|r| (subj(r).pid, r.uncertain)).collect();
+    assert_eq!(marked, [(1, true), (10, true), (102, true)]);
+
+    // A later loss marks what lives then, and only that.
+    let e = p(104, 10, t / NS_PER_TICK + 2);
+    s.fork(e, SH);
+    let t2 = s.tick();
+    s.m.lost(kind::WAIT, 1, t2, &mut out);
+    assert!(s.proc(e).uncertain);
+    assert_eq!(s.m.uncertain_since(), Some(t));
+}
+
+#[test]
+fn a_process_found_gone_gets_an_uncertain_reap() {
+    let mut s = Sim::with_shell();
+    let a = p(100, 10, 60);
+    s.fork(a, SH);
+    s.exec(a, "/bin/a");
+    let t = s.tick();
+    s.m.lost(kind::EXIT, 1, t, &mut Vec::new());
+    // The agent found it gone from /proc: released, with a reap record that
+    // names no reaper and no zombie time, and no invented exit.
+    let mut out = Vec::new();
+    s.m.vanished(a.id(), t + 5, &mut out);
+    assert_eq!(types(&out), ["reap"]);
+    assert_eq!(subj(&out[0]).proc_id, a.id());
+    assert_eq!(out[0].ktime_ns, t + 5);
+    assert_eq!(reap_of(&out[0]), (None, None, None, false));
+    assert!(out[0].uncertain);
+    assert!(s.m.get(a.id()).is_none_or(|p| p.is_released()));
+    assert_eq!(s.m.stats().presumed_dead, 1);
+    s.m.check_invariants();
+    // Found gone twice: told once.
+    let mut again = Vec::new();
+    s.m.vanished(a.id(), t + 6, &mut again);
+    assert!(again.is_empty());
 }
 
 #[test]

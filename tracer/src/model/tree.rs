@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::event::Task;
-use crate::record::ProcId;
+use crate::record::{Body, ProcId, Record};
 
 use super::Model;
 use super::proc::Proc;
@@ -80,6 +80,13 @@ impl Model {
             || parent.is_some_and(|p| self.is_followed(p));
         let ppid = proc.ppid;
         proc.followed = false;
+        // Born before the latest loss was reported: events of its life may be
+        // among the lost ones (or still be arriving).
+        if let Some(t) = self.lost_upto
+            && proc.start_estimate_ns().is_none_or(|s| s < t)
+        {
+            proc.uncertain = true;
+        }
         let released = proc.is_released();
         self.procs.insert(id, proc);
         if !released {
@@ -199,9 +206,11 @@ impl Model {
         (init, 1)
     }
 
-    /// The process ended without us seeing it end: mark it gone, reparent its
-    /// children as its exit would have, and release it. No record is invented; the
-    /// count is in [`super::ModelStats::presumed_dead`].
+    /// The process ended without us seeing it end: mark it gone (and uncertain),
+    /// reparent its children as its exit would have, and release it. Its release
+    /// is told by a `reap` record with no reaper and no zombie time, marked
+    /// uncertain, queued in `pending` (the callers put it in front of their own
+    /// records); the count is in [`super::ModelStats::presumed_dead`].
     pub(super) fn presume_dead(&mut self, id: ProcId, ktime_ns: u64) {
         let Some(proc) = self.procs.get_mut(&id) else {
             return;
@@ -210,7 +219,22 @@ impl Model {
             return;
         }
         proc.gone_ns = Some(ktime_ns);
+        proc.uncertain = true;
         self.stats.presumed_dead += 1;
+        if self.emits(id) {
+            let rec = Record {
+                ktime_ns,
+                subject: self.subject_of_proc(id),
+                body: Body::Reap {
+                    zombie_ns: None,
+                    reaper_pid: None,
+                    reaper_comm: None,
+                    autoreap: false,
+                },
+                uncertain: true,
+            };
+            self.pending.push(rec);
+        }
         self.release(id);
     }
 

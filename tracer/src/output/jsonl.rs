@@ -319,6 +319,11 @@ fn encode(
             alert(out, a, &msg);
         }
     }
+    // Optional: absent unless events were lost, so output without losses is as
+    // before.
+    if rec.uncertain {
+        boolean(out, "uncertain", true);
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -440,6 +445,7 @@ mod tests {
             ktime_ns: 2_000_000_123,
             subject,
             body,
+            uncertain: false,
         }
     }
 
@@ -649,6 +655,21 @@ mod tests {
             per_type(m, "reap"),
             json!({"zombie_ns": null, "reaper_pid": null, "reaper_comm": null, "autoreap": true})
         );
+    }
+
+    #[test]
+    fn uncertain_is_written_only_when_set() {
+        let body = Body::Reap {
+            zombie_ns: None,
+            reaper_pid: None,
+            reaper_comm: None,
+            autoreap: false,
+        };
+        let mut marked = rec(body.clone());
+        marked.uncertain = true;
+        let got = roundtrip(&[rec(body), marked]);
+        assert!(!got[0].contains_key("uncertain"));
+        assert_eq!(got[1]["uncertain"], json!(true));
     }
 
     #[test]

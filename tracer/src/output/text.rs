@@ -358,6 +358,8 @@ fn format_line(
                         comm(out, c);
                     }
                 }
+                // Found gone after lost events (docs/events.md, `uncertain`).
+                (false, None) if rec.uncertain => out.extend_from_slice(b"gone, end not seen"),
                 (false, None) => out.extend_from_slice(b"reaped"),
             }
             if let Some(ns) = zombie_ns {
@@ -383,6 +385,9 @@ fn format_line(
                 out.extend_from_slice(b"\x1b[0m");
             }
         }
+    }
+    if rec.uncertain {
+        out.extend_from_slice(b" (uncertain: events were lost)");
     }
     out.push(b'\n');
 }
@@ -433,6 +438,7 @@ mod tests {
                 ktime_ns: KTIME,
                 subject,
                 body,
+                uncertain: false,
             },
             false,
         )
@@ -640,6 +646,7 @@ mod tests {
             ktime_ns: KTIME,
             subject: Some(subject(1234, b"bash")),
             body,
+            uncertain: false,
         };
         assert_eq!(
             line_with(&rec(storm_alert(false)), false),
@@ -689,6 +696,7 @@ mod tests {
                 thread: false,
                 clone_flags: None,
             },
+            uncertain: false,
         };
         assert_eq!(
             line_with(&rec, true),

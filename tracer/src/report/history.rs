@@ -144,6 +144,9 @@ pub struct Proc {
     pub threads_exited: u64,
     /// Records about this process (0 for one only named as a parent).
     pub records: u64,
+    /// One of its records said `uncertain`: events were lost while it lived, so
+    /// its history here may miss an exec, its end or children.
+    pub uncertain: bool,
 }
 
 impl Proc {
@@ -175,6 +178,7 @@ impl Proc {
             threads_created: 0,
             threads_exited: 0,
             records: 0,
+            uncertain: false,
         }
     }
 
@@ -422,6 +426,7 @@ impl History {
             ktime_ns: t,
             subject,
             body,
+            uncertain,
             ..
         } = rec;
         let Some(s) = &subject else {
@@ -443,6 +448,7 @@ impl History {
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
+                p.uncertain |= uncertain;
                 if p.origin != Origin::Inferred {
                     // Already known from a fork or an earlier snapshot: this is the
                     // snapshot that starts a rotated or reopened file (docs/events.md,
@@ -534,6 +540,7 @@ impl History {
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
+                p.uncertain |= uncertain;
                 if thread {
                     p.threads_exited += 1;
                     return;
@@ -557,6 +564,7 @@ impl History {
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
+                p.uncertain |= uncertain;
                 let zombie_ns =
                     zombie_ns.or_else(|| p.exit.as_ref().map(|e| t.saturating_sub(e.ktime_ns)));
                 p.reap = Some(Reap {

@@ -203,6 +203,9 @@ pub struct Rec {
     /// `None` only for `lost`.
     pub subject: Option<Subject>,
     pub body: Body,
+    /// The record's `uncertain` (absent: false): events were lost while its
+    /// process lived.
+    pub uncertain: bool,
 }
 
 /// Why a line was skipped.
@@ -358,6 +361,7 @@ struct Raw {
     reaper_pid: Option<u32>,
     reaper_comm: Option<String>,
     autoreap: Option<bool>,
+    uncertain: Option<bool>,
     count: Option<u64>,
     kind: Option<String>,
     alert: Option<String>,
@@ -419,6 +423,7 @@ struct Parsed {
     seq: u64,
     subject: Option<(Subject, Option<String>)>,
     body: Body,
+    uncertain: bool,
 }
 
 /// What a line is: a record, or the `meta` header of a file.
@@ -581,6 +586,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         seq,
         subject,
         body,
+        uncertain: raw.uncertain.unwrap_or(false),
     }))
 }
 
@@ -890,6 +896,7 @@ impl Builder {
             line,
             subject,
             body: p.body,
+            uncertain: p.uncertain,
         });
     }
 

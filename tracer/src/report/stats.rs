@@ -161,6 +161,11 @@ pub struct AlertOut {
 pub struct LostOut {
     pub total: u64,
     pub by_kind: Vec<LostKind>,
+    /// Processes whose records say `uncertain`: events were lost while they lived.
+    pub uncertain_processes: u64,
+    /// Of those, the ones released with no exit seen (found gone by `tracer watch`
+    /// after the loss, or their exit record was lost).
+    pub ended_unseen: u64,
 }
 
 /// A process, as the report names it.
@@ -685,9 +690,14 @@ fn lost(cx: &Ctx) -> LostOut {
     }
     let mut by_kind: Vec<LostKind> = by.into_values().collect();
     by_kind.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
+    let uncertain = cx.h.procs.iter().filter(|p| p.uncertain);
     LostOut {
         total: by_kind.iter().map(|k| k.count).sum(),
         by_kind,
+        uncertain_processes: uncertain.clone().count() as u64,
+        ended_unseen: uncertain
+            .filter(|p| p.ending() == super::history::Ending::ExitUnseen)
+            .count() as u64,
     }
 }
 
@@ -1249,8 +1259,12 @@ fn headline(r: &Report) -> Vec<String> {
             .iter()
             .map(|k| format!("{} {}", k.kind, thousands(k.count)))
             .collect();
+        let marked = match r.lost.uncertain_processes {
+            0 => String::new(),
+            n => format!("; {} processes lived through the losses", thousands(n)),
+        };
         out.push(format!(
-            "{} events were lost ({}): the figures below are lower bounds",
+            "{} events were lost ({}): the figures below are lower bounds{marked}",
             thousands(r.lost.total),
             kinds.join(", ")
         ));

@@ -1272,6 +1272,78 @@ fn tree_folds_identical_leaves_and_marks_the_end() {
 }
 
 #[test]
+fn uncertain_processes_are_counted_and_marked_in_the_tree() {
+    // Marks the last line `uncertain`, as `tracer watch` does after losses.
+    fn uncertain(w: &mut W) -> &mut W {
+        let last = w.lines.pop().expect("a line");
+        let mut v: Value = serde_json::from_str(&last).expect("json");
+        v["uncertain"] = json!(true);
+        w.lines.push(v.to_string());
+        w
+    }
+    let mut w = W::new();
+    w.process(0, 1, 0, "init", Some("/sbin/init"), "S")
+        .fork(1, 10, 1, "init")
+        .exec(2, 10, 1, "/usr/bin/make");
+    // Two like children before the loss, one after: they do not fold together.
+    for pid in [100, 101, 102] {
+        w.fork(10, pid, 10, "make").exec(10, pid, 10, "/bin/true");
+    }
+    w.lost(20, "exit", 5);
+    for pid in [100, 101] {
+        w.exit(30, pid, 10, "true", Some(0), None);
+        uncertain(&mut w);
+        w.reap(30, pid, 10, "true", None, Some((10, "make")));
+        uncertain(&mut w);
+    }
+    w.exit(30, 102, 10, "true", Some(0), None)
+        .reap(30, 102, 10, "true", None, Some((10, "make")));
+    // Found gone: a reap with no reaper and no exit.
+    w.fork(11, 103, 10, "make").exec(11, 103, 10, "/bin/sleep");
+    w.reap(40, 103, 10, "sleep", None, None);
+    uncertain(&mut w);
+    let text = w.text();
+    let rep = report(&text);
+    assert_eq!(
+        (rep.lost.uncertain_processes, rep.lost.ended_unseen),
+        (3, 1)
+    );
+    assert!(
+        rep.headline
+            .iter()
+            .any(|h| h.ends_with("; 3 processes lived through the losses")),
+        "{:?}",
+        rep.headline
+    );
+    let t = text::render(&rep);
+    assert!(
+        t.contains("uncertain: 3 processes lived through the losses"),
+        "{t}"
+    );
+
+    let (_, h) = load(&text);
+    let t = tree::render(&h, &tree::Select::default());
+    assert!(
+        t.contains("├─ 2*[true]  [exit 0, lived 20.0ms, zombie 0ns] ?"),
+        "{t}"
+    );
+    assert!(
+        t.contains("├─ 102 true  [20.0ms, exit 0, zombie 0ns]\n"),
+        "{t}"
+    );
+    assert!(t.contains("└─ 103 sleep  [ended (exit not seen)] ?"), "{t}");
+    assert!(t.lines().next().is_some_and(|l| !l.ends_with('?')), "{t}");
+    let doc = tree::doc(&h, &tree::Select::default());
+    let marked: Vec<u32> = doc
+        .processes
+        .iter()
+        .filter(|n| n.uncertain)
+        .map(|n| n.pid)
+        .collect();
+    assert_eq!(marked, [100, 101, 103]);
+}
+
+#[test]
 fn tree_roots_at_pid_or_comm() {
     let (_, h) = load(&tree_stream().text());
     let by_pid = tree::render(

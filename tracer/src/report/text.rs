@@ -322,6 +322,14 @@ fn lost(o: &mut String, r: &Report) {
         );
         o.push_str(&wrap(&line, WIDTH, "  ", "    "));
     }
+    if r.lost.uncertain_processes > 0 {
+        let line = format!(
+            "uncertain: {} processes lived through the losses (their records say `uncertain`; `--tree` marks them `?`), {} of them ended unseen (found gone, exit not recorded)",
+            thousands(r.lost.uncertain_processes),
+            thousands(r.lost.ended_unseen)
+        );
+        o.push_str(&wrap(&line, WIDTH, "  ", "    "));
+    }
 }
 
 fn alerts(o: &mut String, r: &Report) {

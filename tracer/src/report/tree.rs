@@ -6,6 +6,9 @@
 //! range of their lifetimes and zombie times. Processes still running when the
 //! recording stopped are marked. `--pid`/`--comm` root the tree at the matching
 //! processes (the topmost ones, when a match lies inside another's subtree).
+//! A process that lived through lost events (its records say `uncertain`) ends its
+//! line with ` ?`: what the line says of it may be incomplete; it folds only with
+//! others like it.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -75,14 +78,14 @@ enum Item {
 /// first of them.
 fn items(h: &History, children: &[ProcIdx]) -> Vec<Item> {
     let mut out: Vec<Item> = Vec::new();
-    let mut groups: HashMap<(Vec<Vec<u8>>, String), usize> = HashMap::new();
+    let mut groups: HashMap<(Vec<Vec<u8>>, String, bool), usize> = HashMap::new();
     for &c in children {
         let p = &h.procs[c];
         if !p.children.is_empty() {
             out.push(Item::Proc(c));
             continue;
         }
-        let key = (p.chain(), fold_ending(p.ending()));
+        let key = (p.chain(), fold_ending(p.ending()), p.uncertain);
         match groups.get(&key) {
             Some(&at) => match &mut out[at] {
                 Item::Fold(v) => v.push(c),
@@ -186,16 +189,24 @@ fn fold_facts(h: &History, group: &[ProcIdx]) -> String {
 }
 
 fn label(h: &History, item: &Item) -> String {
+    let mark = |i: ProcIdx| if h.procs[i].uncertain { " ?" } else { "" };
     match item {
         Item::Proc(i) => {
             let p = &h.procs[*i];
-            format!("{} {}  [{}]", p.pid(), chain_text(&p.chain()), facts(h, *i))
+            format!(
+                "{} {}  [{}]{}",
+                p.pid(),
+                chain_text(&p.chain()),
+                facts(h, *i),
+                mark(*i)
+            )
         }
         Item::Fold(g) => format!(
-            "{}*[{}]  [{}]",
+            "{}*[{}]  [{}]{}",
             g.len(),
             chain_text(&h.procs[g[0]].chain()),
-            fold_facts(h, g)
+            fold_facts(h, g),
+            mark(g[0])
         ),
     }
 }
@@ -282,6 +293,8 @@ pub struct Node {
     pub alive_at_end: bool,
     pub zombie_at_end: bool,
     pub threads_created: u64,
+    /// Events were lost while it lived (one of its records said `uncertain`).
+    pub uncertain: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -340,6 +353,7 @@ pub fn doc(h: &History, sel: &Select) -> TreeDoc {
             alive_at_end: p.alive_at_end(),
             zombie_at_end: p.zombie_at_end(),
             threads_created: p.threads_created,
+            uncertain: p.uncertain,
         });
         match parent {
             Some(pi) => processes[pi].children.push(id),

@@ -2,6 +2,7 @@
 
 mod command;
 mod header;
+mod recheck;
 mod sinks;
 mod summary;
 
@@ -47,8 +48,14 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// After the command's whole tree is gone, how long to wait for its last events
 /// to come through the ring buffer.
 const TAIL_GRACE: Duration = Duration::from_secs(2);
-/// After losses, how often every held process is checked against /proc.
-const RECHECK_ALL_EVERY: Duration = Duration::from_secs(10);
+/// Events applied per turn of the main loop at most, and for how long at most.
+/// When events come in faster than they are applied (a fork bomb; a debug
+/// build), the ring never empties: without a bound the drain would never
+/// return, and the tick's work (drop counters, flushing, alert expiry and
+/// sweeps, the /proc recheck after losses) would wait for the storm to end while
+/// the alert engine's maps grow unswept and processes whose end was lost pile up.
+const DRAIN_MAX: usize = 4096;
+const DRAIN_TIME: Duration = Duration::from_millis(20);
 /// How many of the busiest forkers the summary names.
 const TOP_FORKERS: usize = 5;
 
@@ -239,15 +246,35 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let mut decode_errors = 0u64;
     let mut lost_reader = lost_reader;
     let mut tree_gone_at: Option<Instant> = None;
-    let mut lost_at_recheck = 0u64;
-    let mut last_recheck = Instant::now();
+    let mut recheck = recheck::Recheck::new();
+    // When the ring was last found empty (boottime): every event stamped before
+    // then has been applied.
+    let mut caught_up = 0u64;
+    // The last drain stopped at its bound: the ring may hold more.
+    let mut backlog = false;
 
     let end = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                let t0 = boottime_ns();
+                backlog = drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                if !backlog {
+                    caught_up = t0;
+                }
                 guard.clear_ready();
+            }
+            // The ring held more than one drain takes. A full ring wakes nobody (no
+            // event gets in to signal it), so go on draining here, yielding first: a
+            // task that never waits never lets the runtime's driver run, and timers
+            // (the tick with its drop counters, flushing, alert expiry and recheck)
+            // and signals would not fire while a storm lasts.
+            _ = tokio::task::yield_now(), if backlog => {
+                let t0 = boottime_ns();
+                backlog = drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                if !backlog {
+                    caught_up = t0;
+                }
             }
             _ = sigint.recv() => break End::Signal(libc::SIGINT),
             _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
@@ -260,7 +287,11 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             }
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
             _ = tick.tick() => {
-                drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                let t0 = boottime_ns();
+                backlog = drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
+                if !backlog {
+                    caught_up = t0;
+                }
                 lost_reader.poll(&mut model, &mut records);
                 sinks.write_all(&mut records);
                 sinks.tick(boottime_ns());
@@ -269,12 +300,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                     sinks.flush();
                     last_flush = Instant::now();
                     let lost_now: u64 = lost_reader.seen.iter().sum();
-                    let all = lost_now > lost_at_recheck && last_recheck.elapsed() >= RECHECK_ALL_EVERY;
-                    if all {
-                        lost_at_recheck = lost_now;
-                        last_recheck = Instant::now();
-                    }
-                    recheck_after_losses(&mut model, all);
+                    let applied = model.applied_upto().max(caught_up);
+                    recheck.run(&mut model, lost_now, boottime_ns(), applied, &mut records);
+                    sinks.write_all(&mut records);
                 }
                 // After the flush too: it may have reopened a file that was gone.
                 sinks.end_batch(&model);
@@ -306,14 +334,20 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
     }
 
-    // Take what is still in the ring, then the final drop counts.
-    drain(
+    // Take what is still in the ring, then the final drop counts. At most a
+    // ring's worth (every event is larger than 64 bytes): what a storm adds
+    // meanwhile happened after the end.
+    let mut rounds = args.ring_size as usize / 64 / DRAIN_MAX + 1;
+    while drain(
         ring.get_mut(),
         &mut model,
         &mut records,
         &mut sinks,
         &mut decode_errors,
-    );
+    ) && rounds > 0
+    {
+        rounds -= 1;
+    }
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
     // Episodes whose quiet period has passed by now end in this recording: the run
@@ -365,46 +399,25 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// After lost events, a process's end may never arrive: a `-p` or `-- COMMAND`
-/// run would wait for it forever, and in a long run with ongoing losses (a fork
-/// bomb) the model would hold every such process until its pid is reused. So
-/// after losses, check held processes against /proc and release those that are
-/// gone (or whose pid now belongs to a newer process): the followed ones every
-/// second, all of them at most every [`RECHECK_ALL_EVERY`] while losses go on.
-/// Without losses the kernel's events are complete and nothing is read.
-fn recheck_after_losses(model: &mut Model, all: bool) {
-    if model.uncertain_since().is_none() {
-        return;
-    }
-    let gone: Vec<ProcId> = if all {
-        model
-            .iter()
-            .filter(|p| !p.is_released())
-            .map(|p| p.id)
-            .collect()
-    } else if model.is_following() {
-        model.followed_ids().collect()
-    } else {
-        return;
-    };
-    let gone: Vec<ProcId> = gone
-        .into_iter()
-        .filter(|id| procfs::start_ticks(Path::new("/proc"), id.pid) != Some(id.start_ticks))
-        .collect();
-    let now = boottime_ns();
-    for id in gone {
-        model.vanished(id, now);
-    }
-}
-
+/// Applies what the ring buffer holds, at most [`DRAIN_MAX`] events; returns true
+/// if it stopped at that bound (the ring may hold more).
 fn drain(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
     model: &mut Model,
     records: &mut Vec<Record>,
     sinks: &mut Sinks,
     decode_errors: &mut u64,
-) {
-    while let Some(item) = ring.next() {
+) -> bool {
+    let started = Instant::now();
+    let mut left = DRAIN_MAX;
+    let more = loop {
+        if left == 0 || (left.is_multiple_of(64) && started.elapsed() >= DRAIN_TIME) {
+            break true;
+        }
+        left -= 1;
+        let Some(item) = ring.next() else {
+            break false;
+        };
         match decode::decode(&item) {
             Ok(ev) => model.apply(&ev, records),
             Err(e) => {
@@ -421,9 +434,10 @@ fn drain(
             sinks.write_all(records);
             sinks.end_batch(model);
         }
-    }
+    };
     sinks.write_all(records);
     sinks.end_batch(model);
+    more
 }
 
 /// Turns the per-CPU drop counters into `lost` records as they grow.
