@@ -477,6 +477,28 @@ pub fn tracer_bin() -> PathBuf {
     path
 }
 
+/// The release tracer: `TRACER_RELEASE_BIN` (set by `cargo xtask test`), or
+/// target/release/tracer. For tests that measure what a server would run
+/// (memory under a fork bomb), where the debug build's 10-30× slower agent
+/// would measure its own backlog instead.
+pub fn tracer_release_bin() -> PathBuf {
+    let path = match std::env::var_os("TRACER_RELEASE_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ sits in the workspace")
+            .join("target/release/tracer"),
+    };
+    if !path.is_file() {
+        panic!(
+            "release tracer not found at {}: build it first (`cargo xtask build --release`) or \
+             set TRACER_RELEASE_BIN (`cargo xtask test` does both)",
+            path.display()
+        );
+    }
+    path
+}
+
 /// The workload binary: `TRACER_WORKLOAD`, or `tracer-workload` in the directory
 /// above the test executable's (cargo puts test executables in `<profile>/deps`
 /// and builds the package's binaries into `<profile>` before running them).

@@ -8,8 +8,9 @@ use crate::{build, cmd, ebpf, setup, vm};
 
 const STEPS: usize = 4;
 
-/// Set-up, eBPF object, agent, then `cargo test --workspace ARGS` with
-/// `TRACER_EBPF_OBJ` and `TRACER_BIN` set for the kernel tests. With `kernel`, the
+/// Set-up, eBPF object, agent (debug, and release for the fork-bomb test), then
+/// `cargo test --workspace ARGS` with `TRACER_EBPF_OBJ`, `TRACER_BIN` and
+/// `TRACER_RELEASE_BIN` set for the kernel tests. With `kernel`, the
 /// kernel tests in a VM on that kernel instead (see [`vm::test`]).
 pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
     if !cmd::is_root() {
@@ -21,11 +22,14 @@ pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
     step(1, STEPS, "set-up", setup::all)?;
     let object = step(2, STEPS, "eBPF object", ebpf::build)?;
     step(3, STEPS, "agent", || {
-        build::agent(false, &object, &["tracer"])
+        build::agent(false, &object, &["tracer"])?;
+        // The fork-bomb test measures memory as a server runs it: optimised.
+        build::agent(true, &object, &["tracer"])
     })?;
     step(4, STEPS, "tests", || {
         let mut test = build::with_object(&object);
         test.env("TRACER_BIN", build::binary(false))
+            .env("TRACER_RELEASE_BIN", build::binary(true))
             .args(["test", "--workspace"])
             .args(args);
         cmd::run(&mut test)
