@@ -7,7 +7,10 @@
 //! its pid (then its end was lost). So what is held is the live processes and
 //! zombies plus a short tail of released ones, however long the run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Looked up several times per record: std's SipHash cost more than the lookups.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::record::{AlertProc, ProcId, Subject};
