@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn alert_record() {
-        let m = one(Body::Alert(sample_alert(false)));
+        let m = one(Body::Alert(Box::new(sample_alert(false))));
         assert_eq!(
             per_type(m, "alert"),
             json!({
@@ -799,7 +799,7 @@ mod tests {
         a.exits.clear();
         a.errno = None;
         a.filename = None;
-        let m = one(Body::Alert(a));
+        let m = one(Body::Alert(Box::new(a)));
         let v = per_type(m, "alert_end");
         assert_eq!(v["parent"], Value::Null);
         assert_eq!(v["figures"], json!({}));
@@ -863,8 +863,8 @@ mod tests {
                 count: 1,
             },
             Body::ForkFailed { errno: 11 },
-            Body::Alert(sample_alert(false)),
-            Body::Alert(sample_alert(true)),
+            Body::Alert(Box::new(sample_alert(false))),
+            Body::Alert(Box::new(sample_alert(true))),
         ];
         let n_types = samples.len();
         let written = roundtrip(&samples.map(rec));
