@@ -12,7 +12,8 @@
 //! is removed; we keep them, which lets a process that dies in a short-lived
 //! container still be named.
 
-use std::collections::HashMap;
+// Looked up for every record written.
+use foldhash::{HashMap, HashMapExt};
 use std::fs;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};

@@ -463,7 +463,7 @@ impl Culprit {
         Record {
             ktime_ns: now,
             subject: Some(self.subject.clone()),
-            body: Body::Alert(alert),
+            body: Body::Alert(Box::new(alert)),
             uncertain: false,
         }
     }

@@ -7,7 +7,10 @@
 //! its pid (then its end was lost). So what is held is the live processes and
 //! zombies plus a short tail of released ones, however long the run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Looked up several times per record: std's SipHash cost more than the lookups.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::record::{AlertProc, ProcId, Subject};
@@ -74,7 +77,10 @@ impl ProcState {
 
 #[derive(Debug, Default)]
 pub struct Procs {
-    map: HashMap<ProcId, ProcState>,
+    /// Boxed: the map holds thousands of released processes (their grace), and
+    /// with the states inline every insert and removal touched cold memory and
+    /// a rehash moved them all.
+    map: HashMap<ProcId, Box<ProcState>>,
     /// pid -> the unreleased process holding it.
     pids: HashMap<u32, ProcId>,
     /// Released processes, in release order, with their release time.
@@ -83,11 +89,11 @@ pub struct Procs {
 
 impl Procs {
     pub fn get(&self, id: &ProcId) -> Option<&ProcState> {
-        self.map.get(id)
+        self.map.get(id).map(|p| &**p)
     }
 
     pub fn get_mut(&mut self, id: &ProcId) -> Option<&mut ProcState> {
-        self.map.get_mut(id)
+        self.map.get_mut(id).map(|p| &mut **p)
     }
 
     /// The unreleased process holding `pid`.
@@ -105,10 +111,10 @@ impl Procs {
     pub fn insert(&mut self, p: ProcState) -> Option<ProcState> {
         let id = p.subject.proc_id;
         let old = match self.pids.insert(id.pid, id) {
-            Some(old) if old != id => self.map.remove(&old),
+            Some(old) if old != id => self.map.remove(&old).map(|p| *p),
             _ => None,
         };
-        self.map.insert(id, p);
+        self.map.insert(id, Box::new(p));
         old
     }
 

@@ -16,7 +16,8 @@
 //! parent or a cgroup that is); they, and the peaks of all three, are reported
 //! by [`Storms::peaks`].
 
-use std::collections::{HashMap, HashSet};
+// Looked up on every fork: std's SipHash cost more than the lookups.
+use foldhash::{HashMap, HashSet};
 
 use super::window::Window;
 use super::{Config, Culprit, MAX_KEYS, Phase, RATE_WINDOW_NS, Step, Tally, name, span, thousands};

@@ -222,7 +222,7 @@ impl World {
             .iter()
             .filter_map(|r| match &r.body {
                 Body::Alert(a) if a.kind == kind && a.end == end => {
-                    Some((r.subject.as_ref().unwrap(), a))
+                    Some((r.subject.as_ref().unwrap(), &**a))
                 }
                 _ => None,
             })

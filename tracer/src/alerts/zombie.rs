@@ -7,7 +7,10 @@
 //! the records do not name; they stop counting for anyone, and their reap record
 //! still removes them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Looked up on every exit and reap.
+use foldhash::HashMap;
 
 use super::{
     Config, Culprit, MAX_KEYS, Phase, Procs, Step, ZOMBIE_COUNT_SUSTAIN_NS, span, thousands,

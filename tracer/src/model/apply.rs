@@ -1,5 +1,7 @@
 //! One handler per kernel event kind.
 
+use std::sync::Arc;
+
 use crate::event::{Event, Exec, ExecFailed, Exit, ExitStatus, Fork, ForkFailed, Task, Wait};
 use crate::record::{Body, ProcId, Record};
 
@@ -110,8 +112,8 @@ impl Model {
         let followed = parent.is_some_and(|p| self.is_followed(p))
             || caller.is_some_and(|c| self.is_followed(c));
         let (filename, argv) = match caller.and_then(|c| self.procs.get(&c)) {
-            Some(c) => (c.filename.clone(), c.argv.clone()),
-            None => (None, Vec::new()),
+            Some(c) => (c.filename.clone(), Arc::clone(&c.argv)),
+            None => (None, Arc::from([])),
         };
         match self.lookup(id, t) {
             Lookup::Stale => {
@@ -179,7 +181,7 @@ impl Model {
         }
     }
 
-    pub(super) fn exec(&mut self, ev: &Event, x: &Exec, out: &mut Vec<Record>) {
+    pub(super) fn exec(&mut self, ev: &Event, x: Exec, out: &mut Vec<Record>) {
         let task = &ev.task;
         let Some(id) = self.live_task_proc(task, ev.ktime_ns) else {
             return;
@@ -193,18 +195,21 @@ impl Model {
         // takes over the leader's pid, so the process is single-threaded again and
         // `old_tid` no longer exists.
         p.threads.clear();
-        p.filename = Some(x.filename.clone());
-        p.argv = x.argv.clone();
+        // One copy, shared by the process, its history and the children it forks.
+        let filename: Arc<[u8]> = Arc::from(&x.filename[..]);
+        let argv: Arc<[Vec<u8>]> = Arc::from(&x.argv[..]);
+        p.filename = Some(Arc::clone(&filename));
+        p.argv = Arc::clone(&argv);
         p.push_exec(ExecInfo {
             ktime_ns: ev.ktime_ns,
-            filename: x.filename.clone(),
-            argv: x.argv.clone(),
+            filename,
+            argv,
             argv_truncated: x.argv_truncated,
             old_tid,
         });
         let body = Body::Exec {
-            filename: x.filename.clone(),
-            argv: x.argv.clone(),
+            filename: x.filename,
+            argv: x.argv,
             argv_truncated: x.argv_truncated,
             argv_redacted: false,
             old_tid,

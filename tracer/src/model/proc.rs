@@ -1,6 +1,7 @@
 //! One process as the model knows it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::event::{Comm, ExitStatus, Task};
 use crate::record::{NS_PER_TICK, ProcId};
@@ -12,12 +13,13 @@ use super::SeedProc;
 /// entries go first and are counted in [`Proc::execs_dropped`].
 pub const EXEC_HISTORY_MAX: usize = 32;
 
-/// One successful exec.
+/// One successful exec. Its filename and argv are shared with the process's
+/// current image ([`Proc::filename`], [`Proc::argv`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecInfo {
     pub ktime_ns: u64,
-    pub filename: Vec<u8>,
-    pub argv: Vec<Vec<u8>>,
+    pub filename: Arc<[u8]>,
+    pub argv: Arc<[Vec<u8>]>,
     pub argv_truncated: bool,
     /// The thread that exec'd, when it was not the leader (fs/exec.c de_thread gave it the tgid).
     pub old_tid: Option<u32>,
@@ -89,9 +91,10 @@ pub struct Proc {
     /// ps state letter when the process came from the /proc scan.
     pub seed_state: Option<char>,
     /// Current program: inherited from the parent at fork until the process execs.
-    /// `None` if unknown.
-    pub filename: Option<Vec<u8>>,
-    pub argv: Vec<Vec<u8>>,
+    /// `None` if unknown. Shared (with the parent, the children forked since, the
+    /// exec history), so that a fork copies no argv.
+    pub filename: Option<Arc<[u8]>>,
+    pub argv: Arc<[Vec<u8>]>,
     /// Execs seen, oldest first, at most [`EXEC_HISTORY_MAX`].
     pub execs: Vec<ExecInfo>,
     pub execs_dropped: u64,
@@ -131,7 +134,7 @@ impl Proc {
             start_ns: (task.start_ns != 0).then_some(task.start_ns),
             seed_state: None,
             filename: None,
-            argv: Vec::new(),
+            argv: Arc::new([]),
             execs: Vec::new(),
             execs_dropped: 0,
             exit: None,
@@ -157,8 +160,8 @@ impl Proc {
             cgroup_id: sp.cgroup_id,
             start_ns: None,
             seed_state: Some(sp.state),
-            filename: sp.filename,
-            argv: sp.argv,
+            filename: sp.filename.map(Arc::from),
+            argv: Arc::from(sp.argv),
             execs: Vec::new(),
             execs_dropped: 0,
             exit: seed_exit(sp.pid, sp.state),

@@ -103,10 +103,13 @@ impl Model {
     /// held, is released, or would close a cycle is not linked: `id` becomes a root
     /// with only the number `ppid`.
     pub(super) fn set_parent(&mut self, id: ProcId, parent: Option<ProcId>, ppid: u32) {
+        // `id` can be among `p`'s ancestors only if it has children (they mirror
+        // `parent`): a new process has none, and skips the walk to the root.
+        let may_cycle = self.procs.get(&id).is_some_and(|q| !q.children.is_empty());
         let parent = parent.filter(|&p| {
             p != id
                 && self.procs.get(&p).is_some_and(|q| !q.is_released())
-                && !self.parent_chain_contains(p, id)
+                && !(may_cycle && self.parent_chain_contains(p, id))
         });
         let Some(proc) = self.procs.get_mut(&id) else {
             return;
@@ -126,8 +129,12 @@ impl Model {
 
     /// Sets the creator of `id`, keeping the `created` counts right.
     pub(super) fn set_creator(&mut self, id: ProcId, creator: Option<ProcId>) {
+        // Likewise, `id` can be among `c`'s creators only if it created something.
+        let may_cycle = self.procs.get(&id).is_some_and(|q| q.created > 0);
         let creator = creator.filter(|&c| {
-            c != id && self.procs.contains_key(&c) && !self.creator_chain_contains(c, id)
+            c != id
+                && self.procs.contains_key(&c)
+                && !(may_cycle && self.creator_chain_contains(c, id))
         });
         let Some(proc) = self.procs.get_mut(&id) else {
             return;

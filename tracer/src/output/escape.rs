@@ -27,10 +27,19 @@ fn push_json_byte_escape(out: &mut Vec<u8>, b: u8) {
 /// Writes `bytes` as a JSON string, quotes included.
 pub fn escape_bytes_into(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        escape_valid_into(out, chunk.valid().as_bytes());
-        for &b in chunk.invalid() {
-            push_json_byte_escape(out, b);
+    // Nearly every comm, path and argument is printable ASCII without quotes or
+    // backslashes: it is its own JSON text, copied after one scan.
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(bytes);
+    } else {
+        for chunk in bytes.utf8_chunks() {
+            escape_valid_into(out, chunk.valid().as_bytes());
+            for &b in chunk.invalid() {
+                push_json_byte_escape(out, b);
+            }
         }
     }
     out.push(b'"');
@@ -256,6 +265,31 @@ mod tests {
             }
         }
         v
+    }
+
+    /// The plain-ASCII shortcut writes what the general path would.
+    #[test]
+    fn plain_ascii_shortcut_agrees_with_the_general_path() {
+        fn general(bytes: &[u8]) -> Vec<u8> {
+            let mut out = vec![b'"'];
+            for chunk in bytes.utf8_chunks() {
+                escape_valid_into(&mut out, chunk.valid().as_bytes());
+                for &b in chunk.invalid() {
+                    push_json_byte_escape(&mut out, b);
+                }
+            }
+            out.push(b'"');
+            out
+        }
+        let mut rng = Rng(0xa5c11);
+        let mut cases: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b'a', b, b'z']).collect();
+        cases.extend((0..20_000).map(|_| random_bytes(&mut rng)));
+        cases.push(b"/usr/bin/true --flag=1 ~ \x7f".to_vec());
+        for bytes in cases {
+            let mut out = Vec::new();
+            escape_bytes_into(&mut out, &bytes);
+            assert_eq!(out, general(&bytes), "{bytes:?}");
+        }
     }
 
     #[test]

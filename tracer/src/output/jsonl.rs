@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Write};
 
 use super::escape::escape_bytes_into;
 use super::names::{errno_name, signal_name};
-use super::time::push_rfc3339;
+use super::time::Rfc3339Cache;
 use super::{RunInfo, push_u64};
 use crate::cgroup::CgroupResolver;
 use crate::record::{Alert, Body, ProcId, Record};
@@ -21,6 +21,8 @@ pub struct JsonlWriter<W: Write> {
     /// `,"host":...,"boot_id":...`, rendered once.
     run_fields: Vec<u8>,
     realtime_offset_ns: i128,
+    /// The `ts` of the last second written.
+    ts: Rfc3339Cache,
     /// Lines written so far; the next line's `seq` is one more.
     written: u64,
 }
@@ -41,6 +43,7 @@ impl<W: Write> JsonlWriter<W> {
             line: Vec::with_capacity(1024),
             run_fields,
             realtime_offset_ns: info.realtime_offset_ns,
+            ts: Rfc3339Cache::default(),
             written: 0,
         }
     }
@@ -74,6 +77,7 @@ impl<W: Write> JsonlWriter<W> {
             ktime_ns,
             &self.run_fields,
             self.realtime_offset_ns,
+            &mut self.ts,
         );
         self.line.extend_from_slice(fields);
         self.line.extend_from_slice(b"}\n");
@@ -92,6 +96,7 @@ impl<W: Write> JsonlWriter<W> {
             seq,
             &self.run_fields,
             self.realtime_offset_ns,
+            &mut self.ts,
             rec,
             cgroups,
         );
@@ -187,13 +192,14 @@ fn common(
     ktime_ns: u64,
     run_fields: &[u8],
     realtime_offset_ns: i128,
+    ts: &mut Rfc3339Cache,
 ) {
     out.extend_from_slice(b"{\"seq\":");
     push_u64(out, seq);
     out.extend_from_slice(b",\"type\":\"");
     out.extend_from_slice(type_name.as_bytes());
     out.extend_from_slice(b"\",\"ts\":\"");
-    push_rfc3339(out, i128::from(ktime_ns) + realtime_offset_ns);
+    ts.push(out, i128::from(ktime_ns) + realtime_offset_ns);
     out.push(b'"');
     num(out, "ktime_ns", ktime_ns);
     out.extend_from_slice(run_fields);
@@ -204,6 +210,7 @@ fn encode(
     seq: u64,
     run_fields: &[u8],
     realtime_offset_ns: i128,
+    ts: &mut Rfc3339Cache,
     rec: &Record,
     cgroups: &mut CgroupResolver,
 ) {
@@ -214,6 +221,7 @@ fn encode(
         rec.ktime_ns,
         run_fields,
         realtime_offset_ns,
+        ts,
     );
 
     if let Some(s) = &rec.subject {
@@ -784,7 +792,7 @@ mod tests {
 
     #[test]
     fn alert_record() {
-        let m = one(Body::Alert(sample_alert(false)));
+        let m = one(Body::Alert(Box::new(sample_alert(false))));
         assert_eq!(
             per_type(m, "alert"),
             json!({
@@ -812,7 +820,7 @@ mod tests {
         a.exits.clear();
         a.errno = None;
         a.filename = None;
-        let m = one(Body::Alert(a));
+        let m = one(Body::Alert(Box::new(a)));
         let v = per_type(m, "alert_end");
         assert_eq!(v["parent"], Value::Null);
         assert_eq!(v["figures"], json!({}));
@@ -876,8 +884,8 @@ mod tests {
                 count: 1,
             },
             Body::ForkFailed { errno: 11 },
-            Body::Alert(sample_alert(false)),
-            Body::Alert(sample_alert(true)),
+            Body::Alert(Box::new(sample_alert(false))),
+            Body::Alert(Box::new(sample_alert(true))),
         ];
         let n_types = samples.len();
         let written = roundtrip(&samples.map(rec));

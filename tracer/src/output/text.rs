@@ -620,7 +620,7 @@ mod tests {
     }
 
     fn storm_alert(end: bool) -> Body {
-        Body::Alert(crate::record::Alert {
+        Body::Alert(Box::new(crate::record::Alert {
             kind: crate::record::AlertKind::ForkStorm,
             end,
             scope: "process",
@@ -637,7 +637,7 @@ mod tests {
             } else {
                 "forked 2,310/s for 5.0 s".into()
             },
-        })
+        }))
     }
 
     #[test]

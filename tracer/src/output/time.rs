@@ -35,18 +35,10 @@ fn split(wall_ns: i128) -> (i64, u32, u32) {
     )
 }
 
+/// `n` in decimal, zero-padded to at least `width` digits (at most 10).
 fn push_num(out: &mut Vec<u8>, n: u32, width: usize) {
     let mut digits = [b'0'; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let i = super::fill_digits(&mut digits, u64::from(n));
     let start = i.min(digits.len() - width.min(digits.len()));
     out.extend_from_slice(&digits[start..]);
 }
@@ -54,6 +46,42 @@ fn push_num(out: &mut Vec<u8>, n: u32, width: usize) {
 /// RFC 3339 UTC with nanoseconds: `2026-11-22T04:13:22.123456789Z`.
 pub fn push_rfc3339(out: &mut Vec<u8>, wall_ns: i128) {
     let (days, sod, nanos) = split(wall_ns);
+    push_date_time(out, days, sod);
+    out.push(b'.');
+    push_num(out, nanos, 9);
+    out.push(b'Z');
+}
+
+/// [`push_rfc3339`] for a stream of times, most of them in the same second as
+/// the one before (every record of a storm): the date and time of day are
+/// rendered once per second, only the nanoseconds for every time.
+#[derive(Debug, Default)]
+pub struct Rfc3339Cache {
+    /// The second (since the epoch) `prefix` renders.
+    sec: Option<i128>,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    prefix: Vec<u8>,
+}
+
+impl Rfc3339Cache {
+    /// Appends exactly what [`push_rfc3339`] appends.
+    pub fn push(&mut self, out: &mut Vec<u8>, wall_ns: i128) {
+        let sec = wall_ns.div_euclid(NS_PER_SEC);
+        let (days, sod, nanos) = split(wall_ns);
+        if self.sec != Some(sec) {
+            self.prefix.clear();
+            push_date_time(&mut self.prefix, days, sod);
+            self.sec = Some(sec);
+        }
+        out.extend_from_slice(&self.prefix);
+        out.push(b'.');
+        push_num(out, nanos, 9);
+        out.push(b'Z');
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a day since the epoch and a second of that day.
+fn push_date_time(out: &mut Vec<u8>, days: i64, sod: u32) {
     let (year, month, day) = civil_from_days(days);
     if (0..=9999).contains(&year) {
         push_num(out, year as u32, 4);
@@ -67,9 +95,6 @@ pub fn push_rfc3339(out: &mut Vec<u8>, wall_ns: i128) {
     push_num(out, day, 2);
     out.push(b'T');
     push_hms(out, sod);
-    out.push(b'.');
-    push_num(out, nanos, 9);
-    out.push(b'Z');
 }
 
 fn push_hms(out: &mut Vec<u8>, sod: u32) {
@@ -157,6 +182,34 @@ mod tests {
             }
         }
         assert_eq!((y, m, d), (2500, 1, 1));
+    }
+
+    #[test]
+    fn cache_renders_what_push_rfc3339_does() {
+        let mut cache = Rfc3339Cache::default();
+        let times = [
+            0,
+            1,
+            -1,
+            S - 1,
+            S,
+            1_795_321_902 * S + 123_456_789,
+            1_795_321_902 * S + 999_999_999,
+            1_795_321_903 * S,
+            1_795_321_902 * S,
+            1_735_689_599 * S + 999_999_999,
+            1_735_689_600 * S,
+            -2_203_977_600 * S + 5,
+            253_402_300_800 * S + 7,
+            i128::MAX,
+            i128::MIN,
+            i128::MAX - 1,
+        ];
+        for &t in times.iter().chain(times.iter().rev()) {
+            let mut v = Vec::new();
+            cache.push(&mut v, t);
+            assert_eq!(String::from_utf8(v).unwrap(), rfc(t), "{t}");
+        }
     }
 
     #[test]

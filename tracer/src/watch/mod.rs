@@ -419,7 +419,7 @@ fn drain(
             break false;
         };
         match decode::decode(&item) {
-            Ok(ev) => model.apply(&ev, records),
+            Ok(ev) => model.apply(ev, records),
             Err(e) => {
                 if *decode_errors == 0 {
                     eprintln!("tracer: skipped a malformed ring buffer record: {e}");

@@ -150,7 +150,7 @@ mod tests {
         let mut m = Model::new(ModelConfig::default());
         let mut out = Vec::new();
         let mut r = Recheck::new();
-        m.apply(&fork(GONE, 10 * S), &mut out);
+        m.apply(fork(GONE, 10 * S), &mut out);
         let id = ProcId::from_start_ns(GONE, 10 * S);
         assert_eq!(id.start_ticks, 10 * S / NS_PER_TICK);
 
@@ -192,7 +192,7 @@ mod tests {
         let mut m = Model::new(ModelConfig::default());
         let mut out = Vec::new();
         let mut r = Recheck::new();
-        m.apply(&fork(GONE, 10 * S), &mut out);
+        m.apply(fork(GONE, 10 * S), &mut out);
         m.lost(tracer_common::kind::FORK, 1, 11 * S, &mut out);
         r.last_all -= RECHECK_ALL_EVERY;
         r.run(&mut m, 1, 12 * S, 11 * S, &mut out);
@@ -206,7 +206,7 @@ mod tests {
             autoreap: true,
         });
         out.clear();
-        m.apply(&exit, &mut out);
+        m.apply(exit, &mut out);
         assert_eq!(
             out.iter().map(|r| r.body.type_name()).collect::<Vec<_>>(),
             ["exit", "reap"]
