@@ -458,23 +458,10 @@ macro_rules! ensure_eq {
     };
 }
 
-/// The tracer binary: `TRACER_BIN`, or `<workspace>/target/debug/tracer`.
+/// The tracer under test: `TRACER_BIN` (set by `cargo xtask test`), or
+/// target/debug/tracer.
 pub fn tracer_bin() -> PathBuf {
-    let path = match std::env::var_os("TRACER_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ sits in the workspace")
-            .join("target/debug/tracer"),
-    };
-    if !path.is_file() {
-        panic!(
-            "tracer binary not found at {}: build it first (`cargo xtask build`) or set TRACER_BIN \
-             (`cargo xtask test` does both)",
-            path.display()
-        );
-    }
-    path
+    built_tracer("TRACER_BIN", "debug", "cargo xtask build")
 }
 
 /// The release tracer: `TRACER_RELEASE_BIN` (set by `cargo xtask test`), or
@@ -482,17 +469,27 @@ pub fn tracer_bin() -> PathBuf {
 /// (memory under a fork bomb), where the debug build's 10-30× slower agent
 /// would measure its own backlog instead.
 pub fn tracer_release_bin() -> PathBuf {
-    let path = match std::env::var_os("TRACER_RELEASE_BIN") {
+    built_tracer(
+        "TRACER_RELEASE_BIN",
+        "release",
+        "cargo xtask build --release",
+    )
+}
+
+fn built_tracer(var: &str, profile: &str, build: &str) -> PathBuf {
+    let path = match std::env::var_os(var) {
         Some(p) => PathBuf::from(p),
         None => Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("tests/ sits in the workspace")
-            .join("target/release/tracer"),
+            .join("target")
+            .join(profile)
+            .join("tracer"),
     };
     if !path.is_file() {
         panic!(
-            "release tracer not found at {}: build it first (`cargo xtask build --release`) or \
-             set TRACER_RELEASE_BIN (`cargo xtask test` does both)",
+            "tracer binary not found at {}: build it first (`{build}`) or set {var} \
+             (`cargo xtask test` does both)",
             path.display()
         );
     }

@@ -851,7 +851,11 @@ fn command_line(opts: &Options) -> String {
         let c: Vec<String> = opts
             .conditions
             .iter()
-            .map(|c| format!("{c:?}").to_lowercase())
+            // As typed: clap's value name (`tracer-threads`), not the Debug name.
+            .map(|c| {
+                clap::ValueEnum::to_possible_value(c)
+                    .map_or_else(|| c.name().to_owned(), |v| v.get_name().to_owned())
+            })
             .collect();
         line += &format!(" --conditions {}", c.join(","));
     }
@@ -959,6 +963,24 @@ mod tests {
         .unwrap();
         assert_eq!((r.ops, r.pid, r.workers.clone()), (4000, 7, vec![8, 9]));
         assert!(StormReport::parse("hello").is_none());
+    }
+
+    #[test]
+    fn command_line_names_conditions_as_typed() {
+        let opts = Options {
+            quick: false,
+            peers: false,
+            runs: None,
+            seconds: None,
+            workers: 2,
+            modes: vec![],
+            conditions: vec![Condition::Tracer, Condition::TracerThreads],
+            soak: None,
+        };
+        assert_eq!(
+            command_line(&opts),
+            "cargo xtask bench --conditions tracer,tracer-threads"
+        );
     }
 
     #[test]
