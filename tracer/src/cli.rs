@@ -263,21 +263,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Parses `16M`, `4096K`, `1G` or bytes; must be a power of two of at least 4 KiB
 /// (kernel/bpf/ringbuf.c ringbuf_map_alloc requires a page-aligned power of two).
 pub fn parse_ring_size(s: &str) -> Result<u32, String> {
-    let t = s.trim();
-    let (num, mult) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size: use e.g. 4M, 16M or 64M"))?;
-    let bytes = n.saturating_mul(mult);
+    let bad =
+        || format!("{s:?}: the ring buffer size must be a power of two from 4K to 1G, e.g. 16M");
+    let bytes = parse_bytes(s, "4M, 16M or 64M")?;
     if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
-        return Err(format!(
-            "{s:?}: the ring buffer size must be a power of two from 4K to 1G, e.g. 16M"
-        ));
+        return Err(bad());
     }
     Ok(bytes as u32)
 }
@@ -285,6 +275,16 @@ pub fn parse_ring_size(s: &str) -> Result<u32, String> {
 /// Parses a file size: `100M`, `512K`, `2G` or bytes (K, M, G are powers of 1024);
 /// at least 4K.
 pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bytes = parse_bytes(s, "100M, 512K or 1G")?;
+    if bytes < 4096 {
+        return Err(format!("{s:?}: the size must be at least 4K"));
+    }
+    Ok(bytes)
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024); `examples`
+/// goes into the error for text that is no size.
+fn parse_bytes(s: &str, examples: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
@@ -294,14 +294,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a size: use e.g. 100M, 512K or 1G"))?;
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    if bytes < 4096 {
-        return Err(format!("{s:?}: the size must be at least 4K"));
-    }
-    Ok(bytes)
+        .map_err(|_| format!("{s:?} is not a size: use e.g. {examples}"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Parses permission bits in octal (`600`, `0640`, `0o640`). The owner must be able to
