@@ -329,9 +329,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One line: the outermost context and its causes, joined.
-            eprintln!("tracer: {e:#}");
-            ExitCode::from(1)
+            // One line: the outermost context and its causes, each once.
+            eprintln!("tracer: {}", crate::error::anyhow_line(&e));
+            ExitCode::from(crate::error::exit_code(&e))
         }
     }
 }

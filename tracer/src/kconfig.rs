@@ -42,11 +42,7 @@ pub enum KconfigError {
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
     #[error("tracepoint {event}: {error}")]
-    Field {
-        event: String,
-        #[source]
-        error: TracefsError,
-    },
+    Field { event: String, error: TracefsError },
     #[error(
         "{object} is {actual} bytes on this kernel, but tracer reads {expected}: this kernel's layout is not supported"
     )]

@@ -4,6 +4,7 @@ pub mod btf;
 pub mod cgroup;
 pub mod cli;
 pub mod decode;
+pub mod error;
 pub mod event;
 pub mod kconfig;
 pub mod loader;

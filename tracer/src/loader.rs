@@ -54,7 +54,7 @@ pub enum LoadError {
     #[error(transparent)]
     Layout(#[from] kconfig::KconfigError),
     #[error("parsing the BTF built for attaching the BTF tracepoints: {0}")]
-    AyaBtf(#[source] aya::BtfError),
+    AyaBtf(String),
     #[error(
         "this kernel has no bpf(2) system call (built without CONFIG_BPF_SYSCALL): boot a kernel with BPF enabled"
     )]
@@ -77,20 +77,9 @@ pub enum LoadError {
     Map { name: &'static str, why: String },
 }
 
-/// An error and its sources as one line, leaving out a source whose text its
-/// wrapper already ends with (aya's `map error: failed to create map X` wraps
-/// `failed to create map X`).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut next = e.source();
-    while let Some(source) = next {
-        let text = source.to_string();
-        if !line.ends_with(&text) {
-            line = format!("{line}: {text}");
-        }
-        next = source.source();
-    }
-    line
+/// An error and its sources as one line, each once ([`crate::error::one_line`]).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    crate::error::one_line(e)
 }
 
 /// Fails with a clear error when bpf(2) is missing or refused, before aya's load
@@ -228,8 +217,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         )
     };
     config.wakeup_bytes = opts.ring_size / 4;
-    let aya_btf =
-        aya::Btf::parse(&attach_btf, aya::Endianness::default()).map_err(LoadError::AyaBtf)?;
+    let aya_btf = aya::Btf::parse(&attach_btf, aya::Endianness::default())
+        .map_err(|e| LoadError::AyaBtf(chain(&e)))?;
     drop(attach_btf);
 
     // `EbpfLoader::new` parses the full vmlinux BTF (tens of MB of small

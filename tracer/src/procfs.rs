@@ -20,10 +20,10 @@ pub use crate::model::SeedProc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcfsError {
-    #[error("cannot list {path}: {source} (is procfs mounted there?)")]
-    List { path: PathBuf, source: io::Error },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot list {path}: {error} (is procfs mounted there?)")]
+    List { path: PathBuf, error: io::Error },
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: io::Error },
     #[error("unexpected contents in {path}: {problem}")]
     Parse {
         path: PathBuf,
@@ -56,9 +56,9 @@ pub fn snapshot_counted(
     proc_root: &Path,
     cgroups: &mut CgroupResolver,
 ) -> Result<Snapshot, ProcfsError> {
-    let list_err = |source| ProcfsError::List {
+    let list_err = |error| ProcfsError::List {
         path: proc_root.to_path_buf(),
-        source,
+        error,
     };
     let mut snap = Snapshot {
         procs: Vec::new(),
@@ -140,9 +140,9 @@ fn read_process(
     cgroups: &mut CgroupResolver,
 ) -> Result<Option<SeedProc>, ProcfsError> {
     let dir_path = proc_root.join(pid.to_string());
-    let read_err = |file: &str, source| ProcfsError::Read {
+    let read_err = |file: &str, error| ProcfsError::Read {
         path: dir_path.join(file),
-        source,
+        error,
     };
     let dir = match File::open(&dir_path) {
         Ok(d) => d,

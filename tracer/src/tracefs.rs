@@ -33,7 +33,6 @@ pub enum TracefsError {
     #[error("{path}: {error}")]
     InFile {
         path: String,
-        #[source]
         error: Box<TracefsError>,
     },
     #[error("bad tracepoint format line {line}: {reason}: {text:?}")]

@@ -317,10 +317,10 @@ impl Records {
 /// Reading failed as a whole (a line that cannot be used is not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot open {name}: {source}")]
-    Open { name: String, source: io::Error },
-    #[error("error reading {name}: {source}")]
-    Read { name: String, source: io::Error },
+    #[error("cannot open {name}: {error}")]
+    Open { name: String, error: io::Error },
+    #[error("error reading {name}: {error}")]
+    Read { name: String, error: io::Error },
     #[error("{name} is gzip-compressed: decompress it first, e.g. `zcat {name} | tracer report -`")]
     Compressed { name: String },
     #[error("stdin (`-`) is given more than once")]
@@ -621,7 +621,7 @@ pub fn read_sources(
         let reader: Box<dyn Read + '_> = match source {
             Source::File(p) => Box::new(std::fs::File::open(p).map_err(|e| ReadError::Open {
                 name: name.clone(),
-                source: e,
+                error: e,
             })?),
             Source::Stdin => Box::new(&mut *stdin),
         };
@@ -734,7 +734,7 @@ impl Builder {
     ) -> Result<(), ReadError> {
         let read_error = |e| ReadError::Read {
             name: name.clone(),
-            source: e,
+            error: e,
         };
         let head = reader.fill_buf().map_err(read_error)?;
         if head.starts_with(&[0x1f, 0x8b]) {
@@ -783,7 +783,7 @@ impl Builder {
                     break;
                 }
                 Err(e) => {
-                    return Err(ReadError::Read { name, source: e });
+                    return Err(ReadError::Read { name, error: e });
                 }
             };
             stats.lines = line_no;
