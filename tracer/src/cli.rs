@@ -59,11 +59,13 @@ pub enum ColorWhen {
 pub struct WatchArgs {
     /// Write JSON Lines records to FILE (`-` for stdout). The file is created with mode
     /// --file-mode (0600) and starts with a `meta` record; SIGHUP makes tracer reopen it.
+    /// An existing non-empty FILE is refused unless --append or --force says what to do
+    /// with it; a symbolic link at FILE is refused.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Form of the lines printed on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Form of the lines printed on stdout [default: text; jsonl with `-o -`].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Print no event lines on stdout (the summary still goes to stderr).
     #[arg(short, long)]
     pub quiet: bool,
@@ -115,6 +117,13 @@ pub struct FileArgs {
     /// Permissions of the files tracer creates, in octal (applied exactly, whatever the umask).
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode, default_value = "0600", requires = "output")]
     pub file_mode: u32,
+    /// Add to an existing FILE: its records stay, and this run's part starts with its
+    /// own `meta` record (for a service that restarts).
+    #[arg(long, requires = "output", conflicts_with = "force")]
+    pub append: bool,
+    /// Replace an existing FILE (its records are lost).
+    #[arg(long, requires = "output")]
+    pub force: bool,
 }
 
 /// When `watch` raises `alert` records (docs/events.md); each is raised once per
@@ -152,6 +161,18 @@ pub struct AlertArgs {
     /// An alert's episode ends (an `alert_end` record) once its condition has been false this long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub alert_quiet: Duration,
+}
+
+impl WatchArgs {
+    /// The form of stdout's lines: `--format`, or JSON Lines with `-o -`.
+    pub fn format(&self) -> Format {
+        let to_stdout = self.output.as_deref() == Some(std::path::Path::new("-"));
+        self.format.unwrap_or(if to_stdout {
+            Format::Jsonl
+        } else {
+            Format::Text
+        })
+    }
 }
 
 impl AlertArgs {
@@ -399,7 +420,11 @@ mod tests {
     #[test]
     fn watch_defaults() {
         let w = parse(&["watch"]).unwrap();
-        assert_eq!(w.format, Format::Text);
+        assert_eq!(w.format(), Format::Text);
+        assert_eq!(
+            parse(&["watch", "-o", "-"]).unwrap().format(),
+            Format::Jsonl
+        );
         assert_eq!(w.ring_size, 8 << 20);
         assert!(
             !w.quiet

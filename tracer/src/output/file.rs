@@ -31,7 +31,11 @@
 //! - [`OutputFile::reopen`] (SIGHUP) flushes to the file it has open (which
 //!   logrotate may have renamed) and opens `FILE` again without truncating it.
 //!
-//! Files are opened with `O_APPEND`, so a cut-back partial line is overwritten
+//! - `--append` ([`FileOptions::append`]) opens an existing file as SIGHUP does:
+//!   its content stays, and this run's part starts with its own header.
+//!
+//! Files are opened with `O_NOFOLLOW` (a symbolic link at FILE is refused, never
+//! followed) and `O_APPEND`, so a cut-back partial line is overwritten
 //! by the next write, and a `copytruncate` by someone else does not leave a hole.
 
 use std::ffi::OsString;
@@ -80,6 +84,9 @@ pub struct FileOptions {
     /// at start-up), applied exactly: the umask does not narrow them.
     pub mode: u32,
     pub rotation: Option<Rotation>,
+    /// Add to an existing file (`--append`) rather than empty it: its content and
+    /// permissions are kept, and what this run writes starts with its own header.
+    pub append: bool,
 }
 
 /// `FILE.n` or `FILE.n.zst`.
@@ -139,20 +146,23 @@ fn annotate(e: io::Error, doing: &str, path: &Path) -> io::Error {
 /// exist. With `truncate`, an existing regular file is emptied and given `mode`
 /// too (it is this run's output from now on); anything else (`/dev/null`, a
 /// FIFO) is left as it is. Returns the file and whether it was created.
+///
+/// A symbolic link at `path` is not followed (`O_NOFOLLOW`): a link planted where
+/// the output goes would otherwise have tracer, as root, truncate and chmod
+/// whatever it points to. The error then says so.
 fn open_append(path: &Path, mode: u32, truncate: bool) -> io::Result<(File, bool)> {
     // Readable too: reopening looks at the last byte of an existing file.
-    let created = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path);
-    let (file, created) = match created {
+    let open = |create: bool| {
+        let mut o = OpenOptions::new();
+        o.read(true).append(true).custom_flags(libc::O_NOFOLLOW);
+        if create {
+            o.create_new(true).mode(mode);
+        }
+        o.open(path).map_err(|e| not_a_link(e, path))
+    };
+    let (file, created) = match open(true) {
         Ok(f) => (f, true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (
-            OpenOptions::new().read(true).append(true).open(path)?,
-            false,
-        ),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open(false)?, false),
         Err(e) => return Err(e),
     };
     if !file.metadata()?.is_file() {
@@ -166,6 +176,22 @@ fn open_append(path: &Path, mode: u32, truncate: bool) -> io::Result<(File, bool
         file.set_permissions(fs::Permissions::from_mode(mode))?;
     }
     Ok((file, created))
+}
+
+/// open(2) with `O_NOFOLLOW` fails with ELOOP on a symbolic link
+/// (fs/namei.c may_open / do_last): say that rather than "too many levels".
+fn not_a_link(e: io::Error, path: &Path) -> io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link, and tracer does not follow one for its output: give the path of a file",
+                path.display()
+            ),
+        )
+    } else {
+        e
+    }
 }
 
 /// Compresses `from` into `to` (through `to.tmp`, synced, then renamed), created
@@ -311,7 +337,8 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    /// Creates (or truncates) the file with `opts.mode`.
+    /// Creates (or truncates) the file with `opts.mode`; with `opts.append`, opens
+    /// it to add to what it holds.
     pub fn create(opts: FileOptions) -> io::Result<OutputFile> {
         if opts.rotation.is_some() && fs::metadata(&opts.path).is_ok_and(|m| !m.is_file()) {
             // Rotation renames the file: never a device or a FIFO.
@@ -323,15 +350,19 @@ impl OutputFile {
                 ),
             ));
         }
-        let (file, _) = open_append(&opts.path, opts.mode, true)?;
+        let file = match opts.append {
+            // Opened below as SIGHUP reopens: at its end, after a newline.
+            true => None,
+            false => Some(open_append(&opts.path, opts.mode, true)?.0),
+        };
         let limit = opts.rotation.as_ref().map_or(u64::MAX, |r| r.size);
         let compressor = match &opts.rotation {
             Some(r) if r.compress => Some(Compressor::start(opts.path.clone(), r.keep, opts.mode)?),
             _ => None,
         };
-        Ok(OutputFile {
+        let mut out = OutputFile {
             opts,
-            file: Some(file),
+            file,
             size: 0,
             header_end: 0,
             limit,
@@ -342,7 +373,11 @@ impl OutputFile {
             header_due: true,
             compressor,
             staged: 0,
-        })
+        };
+        if out.file.is_none() {
+            out.open_again()?;
+        }
+        Ok(out)
     }
 
     pub fn path(&self) -> &Path {
@@ -626,6 +661,7 @@ mod tests {
             path: path.to_path_buf(),
             mode: 0o600,
             rotation,
+            append: false,
         }
     }
 
@@ -853,6 +889,49 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "new\n");
         let mode = fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn append_keeps_the_file_and_its_mode_and_starts_on_a_new_line() {
+        let d = tmpdir("append");
+        let p = d.join("t");
+        fs::write(&p, "old 1\nold 2 cut sho").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut o = opts(&p, None);
+        o.append = true;
+        let mut f = OutputFile::create(o).unwrap();
+        assert!(f.header_due(), "the appended part starts with its header");
+        f.write_all(b"meta\n").unwrap();
+        f.header_written();
+        f.write_all(b"new\n").unwrap();
+        f.close().unwrap();
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "old 1\nold 2 cut sho\nmeta\nnew\n"
+        );
+        let mode = fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640, "an appended file keeps its mode");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_is_not_followed() {
+        let d = tmpdir("link");
+        let target = d.join("precious");
+        fs::write(&target, "keep me\n").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = d.join("t.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for append in [false, true] {
+            let mut o = opts(&link, None);
+            o.append = append;
+            let e = OutputFile::create(o).err().expect("refused");
+            assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep me\n");
+        let mode = fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
         fs::remove_dir_all(&d).unwrap();
     }
 

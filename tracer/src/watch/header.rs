@@ -37,7 +37,7 @@ pub fn options(args: &WatchArgs) -> Value {
     let rotating = args.file.rotate_size.is_some();
     json!({
         "output": args.output.as_ref().map(|p| p.to_string_lossy()),
-        "format": match args.format {
+        "format": match args.format() {
             Format::Text => "text",
             Format::Jsonl => "jsonl",
         },
@@ -51,6 +51,7 @@ pub fn options(args: &WatchArgs) -> Value {
         "rotate_keep": rotating.then_some(args.file.rotate_keep),
         "compress": args.file.compress,
         "file_mode": format!("{:04o}", args.file.file_mode),
+        "append": args.file.append,
         "alerts": alerts,
     })
 }

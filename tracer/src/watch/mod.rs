@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -23,6 +23,7 @@ use crate::{
     cgroup::CgroupResolver,
     cli::{ColorWhen, Format, WatchArgs},
     decode,
+    error::Exit,
     loader::{self, LoadOptions},
     model::{Model, ModelConfig},
     output::{
@@ -78,13 +79,35 @@ fn boottime_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Opens `-o FILE`. What is at FILE is checked first, so that a recording is never
+/// destroyed unasked and a wrong path gets a line saying what to give instead.
 fn open_output(path: &Path, args: &WatchArgs) -> anyhow::Result<OutputFile> {
     let f = &args.file;
-    if f.rotate_size.is_some() && std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        bail!(
-            "--rotate-size renames the output file, and {} is not a regular file: give a file path",
-            path.display()
-        );
+    let name = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Exit::usage(format!(
+                "{name} is a symbolic link, and tracer does not follow one for its output: give the path of a file (`-o -` for stdout)"
+            ))
+            .into());
+        }
+        Ok(m) if m.is_dir() => {
+            return Err(Exit::usage(format!(
+                "{name} is a directory: give a file name, e.g. -o {}",
+                path.join("events.jsonl").display()
+            ))
+            .into());
+        }
+        Ok(m) if m.is_file() && m.len() > 0 && !f.append && !f.force => {
+            return Err(Exit::usage(format!(
+                "{name} exists: `--append` adds to it, `--force` replaces it"
+            ))
+            .into());
+        }
+        Ok(m) if f.rotate_size.is_some() && !m.is_file() => bail!(
+            "--rotate-size renames the output file, and {name} is not a regular file: give a file path"
+        ),
+        _ => {}
     }
     OutputFile::create(FileOptions {
         path: path.to_path_buf(),
@@ -94,12 +117,15 @@ fn open_output(path: &Path, args: &WatchArgs) -> anyhow::Result<OutputFile> {
             keep: f.rotate_keep,
             compress: f.compress,
         }),
+        append: f.append,
     })
-    .with_context(|| {
-        format!(
-            "cannot write output file {}: check the directory exists and is writable",
-            path.display()
-        )
+    .map_err(|e| match e.kind() {
+        // Already a whole line (a link planted after the check above).
+        io::ErrorKind::InvalidInput => anyhow::Error::from(e),
+        io::ErrorKind::IsADirectory => anyhow!("{name} is a directory: give a file name"),
+        _ => anyhow::Error::from(e).context(format!(
+            "cannot write output file {name}: check the directory exists and is writable"
+        )),
     })
 }
 
@@ -111,6 +137,12 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
     if to_stdout && args.file.rotate_size.is_some() {
         bail!("--rotate-size needs -o FILE: stdout (`-o -`) cannot be rotated");
     }
+    if to_stdout && args.format == Some(Format::Text) {
+        return Err(Exit::usage(
+            "`-o -` writes JSON Lines to stdout, so `--format text` cannot go there too: drop one of them",
+        )
+        .into());
+    }
     let mut file = None;
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
         file = Some(FileSink {
@@ -121,7 +153,7 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
     }
     if to_stdout || !args.quiet {
         let out: Box<dyn Write> = Box::new(io::stdout());
-        let w = if to_stdout || args.format == Format::Jsonl {
+        let w = if args.format() == Format::Jsonl {
             Writer::Jsonl(JsonlWriter::new(out, info.clone()))
         } else {
             let color = match args.color {
@@ -156,7 +188,12 @@ enum End {
 async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let started = Instant::now();
     let info = RunInfo::current().context("reading the host name, boot id and clocks")?;
-    // Open outputs before loading anything, so a bad path fails fast.
+    // Find the command and open outputs before loading anything, so a bad name
+    // or path fails fast and leaves no file behind.
+    let program = match args.command.first() {
+        Some(prog) => Some(command::resolve(prog, std::env::var_os("PATH").as_deref())?),
+        None => None,
+    };
     let mut sinks = make_sinks(args, &info)?;
     if !args.pids.is_empty() || !args.command.is_empty() {
         sinks.fork_parents = Some(Default::default());
@@ -225,8 +262,8 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     sinks.start(&mut records);
 
     let mut spawned: Option<Spawned> = None;
-    if !args.command.is_empty() {
-        let s = command::spawn(&args.command)?;
+    if let Some(program) = &program {
+        let s = command::spawn(&args.command, program)?;
         model.follow_spawned(s.pid);
         spawned = Some(s);
     }
