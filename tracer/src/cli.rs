@@ -253,6 +253,11 @@ pub struct ReportArgs {
     /// width = processes spawned.
     #[arg(long, value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
+    /// Permissions of the --perfetto and --flamegraph files, in octal (they hold
+    /// command lines). Each is written under a temporary name and renamed into place;
+    /// `-` writes it to stdout instead of the report; an input is never overwritten.
+    #[arg(long, value_name = "OCTAL", value_parser = parse_mode, default_value = "0600")]
+    pub file_mode: u32,
 }
 
 /// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.

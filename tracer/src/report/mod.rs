@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod history;
 pub mod json;
 pub mod lines;
+pub mod outfile;
 pub mod perfetto;
 pub mod progress;
 pub mod reader;
@@ -30,9 +31,7 @@ mod tests;
 #[cfg(test)]
 mod views_tests;
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::io::{self, Write};
 
 use anyhow::{Context, bail};
 
@@ -104,6 +103,16 @@ fn check_not_empty(records: &Records) -> anyhow::Result<()> {
 
 /// Runs `tracer report`; the exit code on success.
 pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+    let outputs: Vec<outfile::Output> = [
+        ("--perfetto", &args.perfetto),
+        ("--flamegraph", &args.flamegraph),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.as_deref().map(|path| outfile::Output { flag, path }))
+    .collect();
+    // Before anything is read: an output must not destroy an input.
+    outfile::check(&outputs, &args.files)?;
+    let output = |flag: &str| outputs.iter().find(|o| o.flag == flag);
     let sources: Vec<Source> = args.files.iter().map(|f| Source::from_arg(f)).collect();
     let mut progress = Progress::stderr();
     let loaded = load(&sources, &mut progress)?;
@@ -135,8 +144,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
     }
     // The files first: a file that cannot be written fails the command before
     // the report is printed.
-    if let Some(path) = &args.perfetto {
-        let events = write_file(path, "Perfetto trace", |w| {
+    if let Some(o) = output("--perfetto") {
+        let path = o.path;
+        let events = outfile::write(o, "Perfetto trace", args.file_mode, |w| {
             perfetto::write(w, &loaded.history, &roots)
         })?;
         eprintln!(
@@ -145,7 +155,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
             fmt::thousands(events)
         );
     }
-    if let Some(path) = &args.flamegraph {
+    if let Some(o) = output("--flamegraph") {
+        let path = o.path;
         let folded = flamegraph::folded(&loaded.history, &roots);
         if folded.processes == 0 {
             bail!(
@@ -153,13 +164,19 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
                 path.display()
             );
         }
-        write_file(path, "flame graph", |w| flamegraph::write(w, &folded))?;
+        outfile::write(o, "flame graph", args.file_mode, |w| {
+            flamegraph::write(w, &folded)
+        })?;
         eprintln!(
             "wrote {} ({} processes in {} stacks)",
             path.display(),
             fmt::thousands(folded.processes),
             fmt::thousands(folded.lines.len() as u64)
         );
+    }
+    if outputs.iter().any(outfile::Output::is_stdout) {
+        // stdout carries that file; the report would corrupt it.
+        return Ok(0);
     }
     let stdout = io::stdout().lock();
     let result = write_output(stdout, args, &loaded, want_tree, &sel);
@@ -169,20 +186,6 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(e).context("cannot write the report to stdout"),
     }
-}
-
-/// Creates `path` and writes it with `write` through a buffer.
-fn write_file<T>(
-    path: &Path,
-    what: &str,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<T>,
-) -> anyhow::Result<T> {
-    let fail = || format!("cannot write the {what} to {}", path.display());
-    let file = File::create(path).with_context(fail)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let value = write(&mut w).with_context(fail)?;
-    w.flush().with_context(fail)?;
-    Ok(value)
 }
 
 fn write_output(
