@@ -702,3 +702,194 @@ fn sigkill_leaves_at_most_one_partial_line_which_report_counts() {
     assert_eq!(num(&r, &["totals", "records"]), recs.len() as u64 - 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// Recordings are never destroyed unasked (issue 14: bugs 1, 8, 9, 10)
+
+/// `tracer watch --quiet -o OUT FLAGS -- /bin/true` to its end; its exit code.
+fn record_true(out: &Path, flags: &[&str]) -> (Proc, Option<i32>) {
+    let mut args: Vec<&OsStr> = vec![os("-o"), out.as_os_str()];
+    args.extend(flags.iter().map(os));
+    args.extend([os("--"), os("/bin/true")]);
+    let mut run = watch(&args);
+    let code = run.wait_within(STEP_DEADLINE).code();
+    (run, code)
+}
+
+/// The one line of a refusal with exit status 2.
+fn refused_with_2((run, code): &(Proc, Option<i32>), what: &str) -> String {
+    assert_eq!(
+        *code,
+        Some(2),
+        "{what}: exit status 2 expected\n{}",
+        run.describe()
+    );
+    let stderr = run.stderr();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: one line expected\n{}",
+        run.describe()
+    );
+    lines[0].to_string()
+}
+
+#[test]
+fn an_existing_recording_is_refused_then_appended_to_or_replaced() {
+    let dir = run_dir("append");
+    let out = dir.join("events.jsonl");
+    let (first, code) = record_true(&out, &[]);
+    assert_eq!(code, Some(0), "{}", first.describe());
+    let before = std::fs::read(&out).expect("first recording");
+    assert!(!before.is_empty(), "{}", first.describe());
+
+    // Again without a word: refused, the recording untouched.
+    let again = record_true(&out, &[]);
+    let line = refused_with_2(&again, "a second run on the same file");
+    assert!(
+        line.contains(out.to_str().unwrap())
+            && line.contains("exists")
+            && line.contains("--append")
+            && line.contains("--force"),
+        "{line}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        before,
+        "the recording changed"
+    );
+
+    // --append: the old run stays as it was, a second run follows with its meta.
+    let (appended, code) = record_true(&out, &["--append"]);
+    assert_eq!(code, Some(0), "{}", appended.describe());
+    let after = std::fs::read(&out).unwrap();
+    assert!(after.starts_with(&before), "{}", appended.describe());
+    // Each run is whole and checked on its own (seq starts again at 1).
+    let part = |bytes: &[u8]| parse_records(std::str::from_utf8(bytes).unwrap()).expect("whole");
+    let (old, new) = (part(&before), part(&after[before.len()..]));
+    assert_eq!(new[0].ty(), "meta", "the appended run starts with its meta");
+    assert_eq!(new[0].get("options")["append"], Value::Bool(true));
+    let recs: Vec<&Rec> = old.iter().chain(&new).collect();
+    assert_eq!(recs.iter().filter(|r| r.ty() == "meta").count(), 2);
+    let report = report_json(std::slice::from_ref(&out));
+    assert_eq!(
+        report["inputs"][0]["seq_restarts"].as_u64(),
+        Some(1),
+        "{report:#}"
+    );
+    let execs = recs
+        .iter()
+        .filter(|r| r.ty() == "exec" && r.str("filename") == Some("/bin/true"))
+        .count();
+    assert_eq!(execs, 2, "each run's command is in the file");
+
+    // --force: replaced by one run.
+    let (forced, code) = record_true(&out, &["--force"]);
+    assert_eq!(code, Some(0), "{}", forced.describe());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let recs = parse_records(&text).expect("whole records");
+    assert_eq!(
+        recs.iter().filter(|r| r.ty() == "meta").count(),
+        1,
+        "{}",
+        forced.describe()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_symlink_at_the_output_is_refused_and_its_target_untouched() {
+    let dir = run_dir("symlink");
+    let target = dir.join("precious");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.join("events.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for flags in [&[][..], &["--force"], &["--append"]] {
+        let run = record_true(&link, flags);
+        let line = refused_with_2(&run, "a symlink");
+        assert!(line.contains("symbolic link"), "{flags:?}: {line}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "{flags:?}: the target was chmod'ed");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_outputs_never_replace_an_input_and_are_0600() {
+    let dir = run_dir("report-out");
+    let rec = dir.join("events.jsonl");
+    let (first, _) = record_true(&rec, &[]);
+    let rotated = dir.join("events.jsonl.1");
+    std::fs::copy(&rec, &rotated).unwrap_or_else(|e| panic!("{e}\n{}", first.describe()));
+    let before = std::fs::read(&rec).unwrap();
+    let report = |args: &[&OsStr]| {
+        let mut all = vec![os("report")];
+        all.extend_from_slice(args);
+        run_tracer(&all, None)
+    };
+    // The README's glob, `--perfetto events.jsonl*`, and the same file named twice.
+    for (flag, out, input) in [
+        ("--perfetto", &rec, &rotated),
+        ("--flamegraph", &rec, &rec),
+        ("--perfetto", &rotated, &rotated),
+    ] {
+        let ran = report(&[os(flag), out.as_os_str(), input.as_os_str()]);
+        assert_eq!(ran.status.code(), Some(2), "{ran:?}");
+        assert_eq!(ran.stderr.lines().count(), 1, "{ran:?}");
+        assert!(ran.stderr.contains(flag), "{ran:?}");
+        assert!(ran.stdout.is_empty(), "nothing is reported: {ran:?}");
+        assert_eq!(std::fs::read(&rec).unwrap(), before, "{ran:?}");
+        assert_eq!(std::fs::read(&rotated).unwrap(), before, "{ran:?}");
+    }
+    // New files: mode 0600 whatever the umask, no temporary file left.
+    let (trace, svg) = (dir.join("t.json"), dir.join("f.svg"));
+    let ran = report(&[
+        os("--perfetto"),
+        trace.as_os_str(),
+        os("--flamegraph"),
+        svg.as_os_str(),
+        rec.as_os_str(),
+    ])
+    .ok();
+    for f in [&trace, &svg] {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}: {ran:?}", f.display());
+    }
+    let json: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).expect("a trace");
+    assert!(
+        json["traceEvents"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert_eq!(
+        names(&dir),
+        ["events.jsonl", "events.jsonl.1", "f.svg", "t.json"]
+    );
+    // `-` is stdout, for every output flag; the report then stays off stdout.
+    let ran = report(&[os("--perfetto"), os("-"), rec.as_os_str()]).ok();
+    let json: Value = serde_json::from_str(&ran.stdout).expect("stdout is the trace alone");
+    assert!(
+        json["traceEvents"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    let ran = report(&[os("--flamegraph"), os("-"), rec.as_os_str()]).ok();
+    assert!(ran.stdout.trim_start().starts_with("<?xml"), "{ran:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_input_names_its_cause_once() {
+    let ran = run_tracer(&[os("report"), os("/nonexistent-dir/nope.jsonl")], None);
+    assert_eq!(ran.status.code(), Some(1), "{ran:?}");
+    let cause = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+    assert_eq!(ran.stderr.lines().count(), 1, "{ran:?}");
+    assert!(
+        ran.stderr.contains("/nonexistent-dir/nope.jsonl"),
+        "{ran:?}"
+    );
+    assert_eq!(ran.stderr.matches(&cause).count(), 1, "{ran:?}");
+}

@@ -1137,3 +1137,95 @@ fn top_forkers_are_named_by_comm() {
         t.fact("cpus")
     );
 }
+
+// ---------------------------------------------------------------------------
+// Hints that point the right way (issue 14 papercuts)
+
+/// `tracer watch ARGS` with PATH set to `path`: its exit code and its one stderr line.
+fn refused_line(args: &[&std::ffi::OsStr], path: Option<&str>) -> (Option<i32>, String) {
+    let mut cmd = Command::new(tracer_tests::tracer_bin());
+    cmd.arg("watch").args(args);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let mut run = Proc::spawn(&mut cmd, false);
+    let code = run.wait_within(STEP_DEADLINE).code();
+    let stderr = run.stderr();
+    (code, one_error_line(&run, &stderr).to_string())
+}
+
+#[test]
+fn output_that_is_a_directory_is_refused_as_one() {
+    let dir = tracer_tests::run_dir("out-dir");
+    let (code, line) = refused_line(&["--quiet".as_ref(), "-o".as_ref(), dir.as_os_str()], None);
+    assert_eq!(code, Some(2), "{line}");
+    assert!(
+        line.contains(dir.to_str().unwrap()) && line.contains("is a directory: give a file name"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn jsonl_on_stdout_with_format_text_is_refused() {
+    let (code, line) = refused_line(
+        &["-o", "-", "--format", "text"].map(std::ffi::OsStr::new),
+        None,
+    );
+    assert_eq!(code, Some(2), "{line}");
+    assert!(
+        line.contains("--format text") && line.contains("-o -"),
+        "{line}"
+    );
+}
+
+#[test]
+fn missing_command_exits_127_and_a_non_executable_one_126() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tracer_tests::run_dir("cmd");
+    let script = dir.join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = dir.join("out.jsonl");
+    let path = format!("{}:/usr/bin:/bin", dir.display());
+    for (prog, code, hint) in [
+        ("no-such-command-here", 127, "not found"),
+        ("script.sh", 126, "not executable"),
+        (script.to_str().unwrap(), 126, "not executable"),
+        (dir.to_str().unwrap(), 126, "a directory"),
+    ] {
+        let args = ["--quiet", "-o", out.to_str().unwrap(), "--", prog];
+        let (got, line) = refused_line(&args.map(std::ffi::OsStr::new), Some(&path));
+        assert_eq!(got, Some(code), "{prog}: {line}");
+        assert!(line.contains(prog) && line.contains(hint), "{prog}: {line}");
+        assert!(!out.exists(), "{prog}: an output file was left behind");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tracers_own_path_search_leaves_no_exec_failed() {
+    let dir = tracer_tests::run_dir("path-search");
+    let out = dir.join("out.jsonl");
+    let mut cmd = Command::new(tracer_tests::tracer_bin());
+    cmd.args(["watch", "--quiet", "-o"])
+        .arg(&out)
+        .args(["--", "true"])
+        .env("PATH", "/nonexistent-a:/nonexistent-b:/usr/bin:/bin");
+    let mut run = Proc::spawn(&mut cmd, false);
+    let status = run.wait_within(STEP_DEADLINE);
+    assert!(status.success(), "{}", run.describe());
+    let content = read_output(&run, &out);
+    let recs = tracer_tests::parse_records(&content).expect("whole records");
+    let execs: Vec<&Rec> = recs.iter().filter(|r| r.ty() == "exec").collect();
+    assert_eq!(execs.len(), 1, "the command's exec\n{content}");
+    assert!(
+        execs[0]
+            .str("filename")
+            .is_some_and(|f| f.ends_with("/true")),
+        "{content}"
+    );
+    let failed: Vec<&Rec> = recs.iter().filter(|r| r.ty() == "exec_failed").collect();
+    assert!(failed.is_empty(), "tracer's own PATH misses: {failed:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
