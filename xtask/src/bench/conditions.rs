@@ -207,7 +207,8 @@ impl Tools {
                 if condition == Condition::TracerThreads {
                     c.arg("--threads");
                 }
-                c.arg("-o").arg(output);
+                // Each run replaces the last one's scratch file.
+                c.arg("-o").arg(output).arg("--force");
             }
             Condition::Forkstat => {
                 c = Command::new(self.forkstat.as_ref()?);
