@@ -155,11 +155,22 @@ fn storm_tree_folds_each_workers_children() {
     let t = run_traced(&["storm", "500"], &[]);
     t.check_workload(0);
     let out = report(&["--tree"], &t.output).stdout;
+    // The two workers' subtrees are identical (250 `true`s each, all exit 0): one
+    // line, as pstree folds them.
     let folded: Vec<&str> = out
         .lines()
-        .filter(|l| l.contains("250*[true]  [exit 0, lived "))
+        .filter(|l| {
+            l.contains(&format!(
+                "─ 2*[{WORKLOAD_COMM}───250*[true]]  [exit 0, lived "
+            ))
+        })
         .collect();
-    assert_eq!(folded.len(), 2, "each worker's 250 children fold:\n{out}");
+    assert_eq!(
+        folded.len(),
+        1,
+        "the workers and their children fold:\n{out}"
+    );
+    assert!(!out.contains("250*[true]  ["), "{out}");
     let me = t.workload_pid();
     assert!(
         out.lines()
@@ -590,4 +601,92 @@ fn unwritable_view_files_fail_with_one_line() {
         "no report after a failed file: {}",
         ran.stdout
     );
+}
+
+/// A script that starts 50 helpers and then execs another program (`run.sh`
+/// ending in `exec server`): every figure names the script as the forker, with the
+/// program it became beside it, never the program alone.
+#[test]
+fn a_script_that_forks_then_execs_is_named_as_the_script() {
+    let t = run_traced(&["script-then-exec", "50"], &[]);
+    t.check_workload(0);
+    let sp = t.pid("script_pid");
+    let script = t.fact("script").as_str().expect("script path").to_string();
+    let name = Path::new(&script)
+        .file_name()
+        .and_then(OsStr::to_str)
+        .expect("script name")
+        .to_string();
+    // What the kernel says happened: 50 children of the script, and then its exec.
+    let helpers = t.find("fork", |r| {
+        !r.thread() && r.u64("ppid") == Some(u64::from(sp))
+    });
+    assert_eq!(helpers.len(), 50, "forks by the script");
+    let execs: Vec<&str> = t
+        .find("exec", |r| r.pid() == Some(sp))
+        .iter()
+        .filter_map(|r| r.str("filename"))
+        .collect();
+    assert_eq!(execs, [script.as_str(), "/bin/sleep"]);
+
+    let label = format!("pid {sp} {name} → sleep (forked as {script})");
+    let out = report(&[], &t.output).stdout;
+    let joined = out.replace("\n      ", " ");
+    assert!(
+        joined.contains(&format!("busiest forker: {label} in ")),
+        "{out}"
+    );
+    assert!(
+        joined.contains(&format!(
+            "crash loop: /bin/false failed 50 times under {label}"
+        )),
+        "{out}"
+    );
+    assert!(!joined.contains(&format!("pid {sp} sleep")), "{out}");
+
+    let v = report_json(&[], &t.output);
+    let p = &v["top_forkers"]["by_parent"][0];
+    assert_eq!(num(p, &["process", "pid"]), u64::from(sp));
+    assert_eq!(p["process"]["forked_as"], script.as_str());
+    assert_eq!(p["process"]["exe"], "/bin/sleep");
+    assert_eq!(p["forked_as"][0]["name"], script.as_str());
+    assert_eq!(num(&p["forked_as"][0], &["count"]), 50);
+    // By executable: the script made the forks; /bin/false, which never forks,
+    // is only what its children ran.
+    let by_exe = v["top_forkers"]["by_executable"]
+        .as_array()
+        .expect("by_executable");
+    let mine = by_exe
+        .iter()
+        .find(|g| g["key"] == script.as_str())
+        .unwrap_or_else(|| panic!("the script is not among {by_exe:#?}"));
+    assert_eq!(num(mine, &["forks"]), 50);
+    assert_eq!(mine["children_ran"][0]["name"], "/bin/false");
+    assert!(
+        by_exe.iter().all(|g| g["key"] != "/bin/false"),
+        "{by_exe:#?}"
+    );
+
+    // The tree: the script's line shows its chain, the helpers which program made them.
+    let tree = report(&["--tree", "--pid", &sp.to_string()], &t.output).stdout;
+    let lines: Vec<&str> = tree.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("{sp} {name} → sleep  [")),
+        "{tree}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("└─ 50*[false (forked by {name})]  [exit 1")),
+        "{tree}"
+    );
+    assert_eq!(lines.len(), 2, "{tree}");
+
+    // watch's own summary counts the forks under the script too.
+    let peaks = (t.stderr.lines())
+        .find(|l| l.contains("peak fork rates:"))
+        .unwrap_or_else(|| panic!("no peak fork rates in the summary:\n{}", t.stderr));
+    assert!(
+        peaks.contains(&format!("by executable that forked {script} ")),
+        "{peaks}"
+    );
+    assert!(peaks.contains("its children ran /bin/false "), "{peaks}");
 }

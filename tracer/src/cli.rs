@@ -234,7 +234,8 @@ pub struct ReportArgs {
     /// Form of the output.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    /// Show the reconstructed process tree (pstree-like) instead of the report.
+    /// Show the reconstructed process tree (pstree-like, identical subtrees folded as
+    /// `200*[bash───sleep]`) instead of the report.
     #[arg(long)]
     pub tree: bool,
     /// Root the tree at the processes with this pid (implies --tree; repeatable).

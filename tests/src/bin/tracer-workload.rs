@@ -25,7 +25,8 @@ const BROKEN: i32 = 2;
 
 const USAGE: &str = "usage: tracer-workload MODE [ARGS]
 modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
-       threads-exit leader-exits-first thread-exec enoent script nonutf8 long-argv
+       threads-exit leader-exits-first thread-exec enoent script script-then-exec N
+       nonutf8 long-argv
        subreaper autoreap orphan-outlives wnowait storm [N]
        gated storm-gated DIR N fork-fail fork-on-cpus
        fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N
@@ -49,6 +50,7 @@ fn main() {
         "thread-exec" => thread_exec(),
         "enoent" => enoent(),
         "script" => script(),
+        "script-then-exec" => script_then_exec(num_arg(&args, 1)),
         "nonutf8" => nonutf8(),
         "long-argv" => long_argv(),
         "subreaper" => subreaper(),
@@ -334,6 +336,41 @@ fn script() -> i32 {
     report(
         json!({ "self": me, "child": child, "script": path.to_str().expect("temp path is UTF-8") }),
     );
+    0
+}
+
+/// A shell script that starts `n` helpers (`/bin/false`, one after the other) and
+/// then execs `/bin/sleep 0`, as a `run.sh` that prepares and then execs its
+/// service does: the forks are the script's, made before it became `sleep`.
+fn script_then_exec(n: u64) -> i32 {
+    let me = getpid();
+    // Short name so the comm (basename, 15 bytes) is the whole name.
+    let path = std::env::temp_dir().join(format!("twx-{me}.sh"));
+    let text = format!(
+        "#!/bin/sh\ni=0\nwhile [ \"$i\" -lt {n} ]; do /bin/false; i=$((i + 1)); done\nexec /bin/sleep 0\n"
+    );
+    std::fs::write(&path, text)
+        .unwrap_or_else(|e| broken(&format!("write {}: {e}", path.display())));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| broken(&format!("chmod {}: {e}", path.display())));
+    }
+    let cpath = CString::new(path.as_os_str().as_bytes()).expect("temp path has a NUL");
+    let argv = vec![cpath.clone()];
+    let child = fork_or_die();
+    if child == 0 {
+        exec_or_exit(&cpath, &argv);
+    }
+    let status = wait_pid(child);
+    let _ = std::fs::remove_file(&path);
+    expect_exited(child, status, 0);
+    report(json!({
+        "self": me,
+        "script_pid": child,
+        "script": path.to_str().expect("temp path is UTF-8"),
+        "helpers": n,
+    }));
     0
 }
 

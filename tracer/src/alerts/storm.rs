@@ -1,8 +1,10 @@
 //! Fork storms, and fork rates per parent, executable and cgroup.
 //!
-//! Every process creation is counted in three one-second windows: its parent's,
-//! its executable's (the image it inherited, moved to the one it execs first)
-//! and its cgroup's. Two of them can raise an alert:
+//! Every process creation is counted in one-second windows: its parent's, its
+//! executable's (the image that called fork: the parent's, which the child
+//! inherits), its cgroup's, and apart from those, what its children ran (the
+//! inherited image, moved to the one the child execs first). Two of them can
+//! raise an alert:
 //!
 //! - a parent whose rate stays above `--storm-rate` for `--storm-for` (scope
 //!   `process`; the culprit is that parent);
@@ -40,8 +42,11 @@ pub struct Fork<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeakRates {
     pub parents: Vec<(AlertProc, u64)>,
-    /// `None`: children whose image was unknown.
+    /// By the executable that called fork; `None`: its image was unknown.
     pub executables: Vec<(Option<Vec<u8>>, u64)>,
+    /// By what the children ran (the first program they exec'd, else the image
+    /// they inherited): a separate figure, never what forks are counted under.
+    pub children_ran: Vec<(Option<Vec<u8>>, u64)>,
     /// cgroup id (0: unknown) and rate.
     pub cgroups: Vec<(u64, u64)>,
 }
@@ -88,11 +93,14 @@ pub struct Storms {
     parents: HashMap<ProcId, Key>,
     cgroups: HashMap<u64, CgroupKey>,
     exes: HashMap<Vec<u8>, Window>,
+    /// Creations by what the child ran.
+    children: HashMap<Vec<u8>, Window>,
     /// Keys with a condition pending or an episode open: looked at on every tick.
     hot_parents: HashSet<ProcId>,
     hot_cgroups: HashSet<u64>,
     peak_parents: Vec<(AlertProc, u64)>,
     peak_exes: Vec<(Vec<u8>, u64)>,
+    peak_children: Vec<(Vec<u8>, u64)>,
     peak_cgroups: Vec<(u64, u64)>,
     pub skipped: u64,
 }
@@ -237,7 +245,7 @@ fn step_key(
 
 impl Storms {
     pub fn keys(&self) -> usize {
-        self.parents.len() + self.cgroups.len() + self.exes.len()
+        self.parents.len() + self.cgroups.len() + self.exes.len() + self.children.len()
     }
 
     pub fn on_fork(
@@ -253,6 +261,17 @@ impl Storms {
             w.add(f.t, 1);
             let rate = w.rate_per_s(now);
             offer(&mut self.peak_exes, |k| k == f.exe, rate, || f.exe.to_vec());
+        }
+        // What the child runs: the same image until it execs (`on_child_exec`).
+        if let Some(w) = get_or_insert(&mut self.children, f.exe, &mut self.skipped) {
+            w.add(f.t, 1);
+            let rate = w.rate_per_s(now);
+            offer(
+                &mut self.peak_children,
+                |k| k == f.exe,
+                rate,
+                || f.exe.to_vec(),
+            );
         }
 
         // Parent.
@@ -337,7 +356,8 @@ impl Storms {
         }
     }
 
-    /// A child counted under `old` at `forked` first exec'd `new`: count it there.
+    /// A child counted under `old` at `forked` first exec'd `new`: count it there
+    /// among what children ran (the fork stays with the executable that made it).
     pub fn on_child_exec(
         &mut self,
         forked: u64,
@@ -349,14 +369,14 @@ impl Storms {
         if old == new {
             return;
         }
-        if let Some(w) = self.exes.get_mut(old) {
+        if let Some(w) = self.children.get_mut(old) {
             w.remove(forked, 1);
         }
-        if let Some(w) = get_or_insert(&mut self.exes, new, &mut self.skipped)
+        if let Some(w) = get_or_insert(&mut self.children, new, &mut self.skipped)
             && w.add(forked, 1)
         {
             let rate = w.rate_per_s(now);
-            offer(&mut self.peak_exes, |k| k == new, rate, || new.to_vec());
+            offer(&mut self.peak_children, |k| k == new, rate, || new.to_vec());
         }
         if let Some(run) = parent
             .and_then(|p| self.parents.get_mut(&p))
@@ -434,16 +454,19 @@ impl Storms {
         self.cgroups
             .retain(|_, c| !c.key.phase.is_idle() || c.all.count(now) > 0);
         self.exes.retain(|_, w| w.count(now) > 0);
+        self.children.retain(|_, w| w.count(now) > 0);
     }
 
     pub fn peaks(&self) -> PeakRates {
+        let named = |v: &[(Vec<u8>, u64)]| {
+            v.iter()
+                .map(|(k, r)| ((!k.is_empty()).then(|| k.clone()), *r))
+                .collect()
+        };
         PeakRates {
             parents: self.peak_parents.clone(),
-            executables: self
-                .peak_exes
-                .iter()
-                .map(|(k, r)| ((!k.is_empty()).then(|| k.clone()), *r))
-                .collect(),
+            executables: named(&self.peak_exes),
+            children_ran: named(&self.peak_children),
             cgroups: self.peak_cgroups.clone(),
         }
     }

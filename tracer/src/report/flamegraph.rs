@@ -11,11 +11,15 @@
 //! Each process whose fork was recorded adds 1 to its own full stack: a frame's
 //! width is the number of processes spawned at or below it. Processes that were
 //! already there (snapshot) or whose fork was not seen add nothing themselves but
-//! appear as the ancestors of those that were spawned. With several hosts or
+//! appear as the ancestors of those that were spawned. A child sits under the
+//! program its parent was running when it forked it: a `run.sh` that starts helpers
+//! and then execs `server` is `run.sh;helper` for the helpers and `run.sh;server`
+//! for itself ([`Proc::chain_at`](super::history::Proc::chain_at)). With several hosts or
 //! boots, each stack starts with a `host NAME (boot ID)` frame.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
+use std::rc::Rc;
 
 use inferno::flamegraph::{self, Options};
 
@@ -51,6 +55,7 @@ fn frame_name(bytes: &[u8]) -> String {
 }
 
 /// The current stack while walking the tree.
+#[derive(Clone)]
 struct Stack {
     buf: String,
     frames: usize,
@@ -78,14 +83,6 @@ impl Stack {
 /// The folded stacks of the processes under `roots` (all of them:
 /// [`History::roots`]).
 pub fn folded(h: &History, roots: &[ProcIdx]) -> Folded {
-    enum Step {
-        Enter(ProcIdx),
-        Leave {
-            len: usize,
-            frames: usize,
-            cut: bool,
-        },
-    }
     let many_runs = h.runs.len() > 1;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut out = Folded::default();
@@ -102,31 +99,37 @@ pub fn folded(h: &History, roots: &[ProcIdx]) -> Folded {
                 format!("host {} (boot {boot})", run.host).as_bytes(),
             ));
         }
-        let mut steps = vec![Step::Enter(root)];
-        while let Some(step) = steps.pop() {
-            match step {
-                Step::Leave { len, frames, cut } => {
-                    stack.buf.truncate(len);
-                    stack.frames = frames;
-                    stack.cut = cut;
-                }
-                Step::Enter(i) => {
-                    steps.push(Step::Leave {
-                        len: stack.buf.len(),
-                        frames: stack.frames,
-                        cut: stack.cut,
-                    });
-                    let p = &h.procs[i];
-                    for name in p.chain() {
-                        stack.push(&frame_name(&name));
+        // Each process with the stack of its parent as it was when it was forked.
+        let mut steps: Vec<(ProcIdx, Rc<Stack>)> = vec![(root, Rc::new(stack))];
+        while let Some((i, parent_stack)) = steps.pop() {
+            let p = &h.procs[i];
+            let mut own = (*parent_stack).clone();
+            for name in p.chain() {
+                own.push(&frame_name(&name));
+            }
+            if p.origin == Origin::Fork {
+                out.processes += 1;
+                out.cut += u64::from(own.cut);
+                *counts.entry(own.buf.clone()).or_default() += 1;
+            }
+            // A child sits under the program its parent ran when it forked it, not
+            // under what the parent exec'd later: keyed by the execs done by then.
+            let own = Rc::new(own);
+            let mut at: HashMap<usize, Rc<Stack>> = HashMap::new();
+            for &c in p.children.iter().rev() {
+                let t = h.procs[c].start_ns();
+                let n = p.execs.partition_point(|e| e.ktime_ns <= t);
+                let s = at.entry(n).or_insert_with(|| {
+                    if n == p.execs.len() {
+                        return Rc::clone(&own);
                     }
-                    if p.origin == Origin::Fork {
-                        out.processes += 1;
-                        out.cut += u64::from(stack.cut);
-                        *counts.entry(stack.buf.clone()).or_default() += 1;
+                    let mut s = (*parent_stack).clone();
+                    for name in p.chain_at(t) {
+                        s.push(&frame_name(&name));
                     }
-                    steps.extend(p.children.iter().rev().map(|&c| Step::Enter(c)));
-                }
+                    Rc::new(s)
+                });
+                steps.push((c, Rc::clone(s)));
             }
         }
     }

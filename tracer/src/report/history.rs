@@ -226,6 +226,29 @@ impl Proc {
         chain
     }
 
+    /// [`Proc::chain`] as it stood at `ktime_ns`: what it had run by then, the last
+    /// being the program a child forked at that moment started with. A forked
+    /// process that had not exec'd yet is named by its comm.
+    pub fn chain_at(&self, ktime_ns: u64) -> Vec<Vec<u8>> {
+        let n = self.execs.partition_point(|e| e.ktime_ns <= ktime_ns);
+        if n == self.execs.len() {
+            return self.chain();
+        }
+        let mut chain = Vec::new();
+        if n == 0 || self.origin == Origin::Snapshot {
+            chain.push(match (&self.image, self.origin) {
+                (Some(img), Origin::Snapshot) => basename(img).to_vec(),
+                _ => self.start_comm.as_bytes().to_vec(),
+            });
+        }
+        chain.extend(
+            self.execs[..n]
+                .iter()
+                .map(|e| basename(&e.filename).to_vec()),
+        );
+        chain
+    }
+
     pub fn ending(&self) -> Ending {
         match &self.exit {
             Some(e) => match (e.code, e.signal) {

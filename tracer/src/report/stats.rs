@@ -174,8 +174,18 @@ pub struct ProcRef {
     pub host: String,
     pub proc_id: String,
     pub pid: u32,
+    /// Its latest comm.
     pub comm: String,
+    /// The executable it ran last.
     pub exe: Option<String>,
+    /// What it ran, in order, as in `--tree` (`["run.sh", "sleep"]`: it ran a
+    /// script, then exec'd `sleep`).
+    pub chain: Vec<String>,
+    /// Where this names a parent of forks (top forkers, crash loops): the executable
+    /// it was running when it made them (most of them, when it forked under several);
+    /// `null` elsewhere. A process that forks and later execs is named by this, not
+    /// by the program it ran last.
+    pub forked_as: Option<String>,
     pub cgroup: Option<String>,
     /// The systemd unit or container the cgroup names, if any.
     pub unit: Option<String>,
@@ -197,6 +207,9 @@ pub struct ParentForker {
     pub mean_per_sec: f64,
     pub first_fork_ktime_ns: u64,
     pub last_fork_ktime_ns: u64,
+    /// The executables it was running when it forked, with the forks made under
+    /// each, in the order it ran them (one entry unless it exec'd between forks).
+    pub forked_as: Vec<Count>,
     /// What the children ran last, most common first.
     pub children_ran: Vec<Count>,
 }
@@ -213,6 +226,9 @@ pub struct GroupForker {
     pub parents: u64,
     pub peak_per_sec: u64,
     pub mean_per_sec: f64,
+    /// What the children of these forks ran last, most common first: a separate
+    /// column, never what the forks are counted under.
+    pub children_ran: Vec<Count>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -492,10 +508,45 @@ impl Ctx<'_> {
             pid: p.pid(),
             comm: lossy(p.comm.as_bytes()),
             exe: p.exe().map(|e| lossy(e)),
+            chain: p.chain().iter().map(|c| lossy(c)).collect(),
+            forked_as: None,
             unit: cgroup.as_deref().and_then(cgroup_label),
             cgroup,
         }
     }
+
+    /// `i` as the parent of forks made at `fork_times`: named by the executable
+    /// it ran when it made most of them.
+    fn forker_ref(&self, i: ProcIdx, fork_times: impl IntoIterator<Item = u64>) -> ProcRef {
+        let mut r = self.proc_ref(i);
+        r.forked_as = forked_as(self.h, i, fork_times)
+            .into_iter()
+            .max_by(|a, b| a.count.cmp(&b.count).then_with(|| b.name.cmp(&a.name)))
+            .map(|c| c.name);
+        r
+    }
+}
+
+/// The executables process `i` was running at `fork_times`, with how many forks
+/// each, in the order it ran them. A process runs one image from exec to exec
+/// (fs/exec.c `begin_new_exec`), and a child is created with the image its parent
+/// runs at that moment (kernel/fork.c `copy_process`, `mm` copied or shared).
+fn forked_as(h: &History, i: ProcIdx, fork_times: impl IntoIterator<Item = u64>) -> Vec<Count> {
+    let p = &h.procs[i];
+    // Keyed by the exec the image came from (0: what it ran before its first exec).
+    let mut by: BTreeMap<usize, (Option<&[u8]>, u64)> = BTreeMap::new();
+    for t in fork_times {
+        let n = p.execs.partition_point(|e| e.ktime_ns <= t);
+        by.entry(n)
+            .or_insert_with(|| (p.image_at(t).map(|e| &e[..]), 0))
+            .1 += 1;
+    }
+    by.into_values()
+        .map(|(exe, count)| Count {
+            name: exe.map_or_else(|| "(unknown)".into(), lossy),
+            count,
+        })
+        .collect()
 }
 
 /// The forks of one group (a parent, an executable, a cgroup).
@@ -503,6 +554,8 @@ impl Ctx<'_> {
 struct Group {
     times: Vec<u64>,
     parents: Vec<ProcIdx>,
+    /// The children created (executable and cgroup groups).
+    children: Vec<ProcIdx>,
 }
 
 impl Group {
@@ -719,40 +772,37 @@ fn top_forkers(cx: &Ctx, top: usize) -> TopForkers {
         if let Some(pi) = parent {
             by_parent.entry(pi).or_default().times.push(t);
         }
-        // A forked child runs its parent's executable until it execs: `image` is that.
-        let g = by_exe.entry((c.run, c.image.clone())).or_default();
+        // The executable that called fork: the parent's at that moment, which the
+        // child runs until it execs (`image`). Never what the child exec'd later:
+        // that is `children_ran`.
+        let exe = match parent {
+            Some(pi) => h.procs[pi].image_at(t).cloned(),
+            None => c.image.clone(),
+        };
+        let g = by_exe.entry((c.run, exe)).or_default();
         g.times.push(t);
         g.parents.extend(parent);
+        g.children.push(child);
         let g = by_cgroup.entry((c.run, c.cgroup.clone())).or_default();
         g.times.push(t);
         g.parents.extend(parent);
+        g.children.push(child);
     }
     let parents = rank(by_parent, top)
         .into_iter()
         .map(|(pi, g)| {
-            let mut ran: HashMap<Option<Arc<[u8]>>, u64> = HashMap::new();
-            for &c in &h.procs[pi].children {
-                if h.procs[c].fork_ns.is_some() {
-                    *ran.entry(h.procs[c].exe().cloned()).or_default() += 1;
-                }
-            }
-            let mut ran: Vec<(Option<Arc<[u8]>>, u64)> = ran.into_iter().collect();
-            ran.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            ran.truncate(3);
+            let forked: Vec<ProcIdx> = (h.procs[pi].children.iter().copied())
+                .filter(|&c| h.procs[c].fork_ns.is_some())
+                .collect();
             ParentForker {
-                process: cx.proc_ref(pi),
+                process: cx.forker_ref(pi, g.times.iter().copied()),
                 children: g.times.len() as u64,
                 peak_per_sec: peak_per_sec(&g.times),
                 mean_per_sec: mean_per_sec(&g.times),
                 first_fork_ktime_ns: g.times.first().copied().unwrap_or(0),
                 last_fork_ktime_ns: g.times.last().copied().unwrap_or(0),
-                children_ran: ran
-                    .into_iter()
-                    .map(|(exe, count)| Count {
-                        name: exe.map_or_else(|| "(unknown)".into(), |e| lossy(&e)),
-                        count,
-                    })
-                    .collect(),
+                forked_as: forked_as(h, pi, g.times.iter().copied()),
+                children_ran: children_ran(h, &forked),
             }
         })
         .collect();
@@ -764,6 +814,7 @@ fn top_forkers(cx: &Ctx, top: usize) -> TopForkers {
         parents: g.parents.len() as u64,
         peak_per_sec: peak_per_sec(&g.times),
         mean_per_sec: mean_per_sec(&g.times),
+        children_ran: children_ran(h, &g.children),
     };
     TopForkers {
         by_parent: parents,
@@ -779,6 +830,23 @@ fn top_forkers(cx: &Ctx, top: usize) -> TopForkers {
             })
             .collect(),
     }
+}
+
+/// What `children` ran last, the three most common first.
+fn children_ran(h: &History, children: &[ProcIdx]) -> Vec<Count> {
+    let mut ran: HashMap<Option<&Arc<[u8]>>, u64> = HashMap::new();
+    for &c in children {
+        *ran.entry(h.procs[c].exe()).or_default() += 1;
+    }
+    let mut ran: Vec<(Option<&Arc<[u8]>>, u64)> = ran.into_iter().collect();
+    ran.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ran.truncate(3);
+    ran.into_iter()
+        .map(|(exe, count)| Count {
+            name: exe.map_or_else(|| "(unknown)".into(), |e| lossy(e)),
+            count,
+        })
+        .collect()
 }
 
 fn top_executed(h: &History, top: usize) -> Vec<Executed> {
@@ -979,8 +1047,8 @@ fn exits(cx: &Ctx, top: usize) -> (Vec<ExitBreakdown>, Vec<CrashLoop>) {
         lifetimes: Vec<u64>,
     }
     let mut by_exe: HashMap<ExeKey, Acc> = HashMap::new();
-    // (parent, exe) → (exit time, ending, lifetime) of each exit.
-    type Loop = Vec<(u64, Ending, Option<u64>)>;
+    // (parent, exe) → (exit time, ending, lifetime, fork time) of each exit.
+    type Loop = Vec<(u64, Ending, Option<u64>, Option<u64>)>;
     let mut by_parent_exe: HashMap<(Option<ProcIdx>, ExeKey), Loop> = HashMap::new();
     for p in &h.procs {
         let Some(exit) = &p.exit else { continue };
@@ -1021,7 +1089,7 @@ fn exits(cx: &Ctx, top: usize) -> (Vec<ExitBreakdown>, Vec<CrashLoop>) {
         by_parent_exe
             .entry((p.parent, (p.run, exe)))
             .or_default()
-            .push((exit.ktime_ns, ending, p.lifetime_ns()));
+            .push((exit.ktime_ns, ending, p.lifetime_ns(), p.fork_ns));
     }
     let mut breakdown: Vec<ExitBreakdown> = by_exe
         .into_values()
@@ -1044,7 +1112,7 @@ fn exits(cx: &Ctx, top: usize) -> (Vec<ExitBreakdown>, Vec<CrashLoop>) {
         .into_iter()
         .filter_map(|((parent, (_run, exe)), mut v)| {
             v.sort_by_key(|e| e.0);
-            let failures: Vec<&(u64, Ending, Option<u64>)> =
+            let failures: Vec<&(u64, Ending, Option<u64>, Option<u64>)> =
                 v.iter().filter(|e| e.1.is_failure()).collect();
             if (failures.len() as u64) < CRASH_LOOP_MIN {
                 return None;
@@ -1059,7 +1127,8 @@ fn exits(cx: &Ctx, top: usize) -> (Vec<ExitBreakdown>, Vec<CrashLoop>) {
                 .map(|e| ending_text(e.1))
                 .collect();
             Some(CrashLoop {
-                parent: parent.map(|p| cx.proc_ref(p)),
+                // Named by what it ran when it started the failing children.
+                parent: parent.map(|p| cx.forker_ref(p, failures.iter().filter_map(|e| e.3))),
                 exe: exe.as_deref().map(lossy),
                 failures: failures.len() as u64,
                 exits: v.len() as u64,
@@ -1175,12 +1244,23 @@ pub fn proc_label(p: &ProcRef, with_host: bool) -> String {
         s.push_str(&p.host);
         s.push(' ');
     }
-    s.push_str(&format!("pid {} {}", p.pid, p.comm));
-    if let Some(exe) = &p.exe {
-        // Only when it says more than the comm does.
-        if lossy(basename(exe.as_bytes())) != p.comm || exe.contains('/') {
-            s.push_str(&format!(" ({exe})"));
+    // A process that ran several programs is named by all of them in order, so a
+    // script that forked and then exec'd its service is not taken for the service.
+    let name = if p.chain.len() > 1 {
+        p.chain.join(" → ")
+    } else {
+        p.comm.clone()
+    };
+    s.push_str(&format!("pid {} {name}", p.pid));
+    match (&p.forked_as, &p.exe) {
+        (Some(f), _) if p.chain.len() > 1 => s.push_str(&format!(" (forked as {f})")),
+        (Some(exe), _) | (None, Some(exe)) => {
+            // Only when it says more than the comm does.
+            if lossy(basename(exe.as_bytes())) != p.comm || exe.contains('/') {
+                s.push_str(&format!(" ({exe})"));
+            }
         }
+        (None, None) => {}
     }
     s
 }

@@ -1446,3 +1446,232 @@ fn taking_the_records_builds_the_same_history() {
     assert_eq!(rep.totals.records, n);
     assert_eq!(rep.inputs[0].records, n);
 }
+
+// ---------------------------------------------------------------------------
+// Who forked: the program the parent ran at the fork, not the one it ran last
+
+/// A `run.sh` (pid 300, started by systemd) that starts 50 helpers, which all exit
+/// 1, and then execs its service binary: the forks are run.sh's, not server's.
+fn script_then_service() -> W {
+    let mut w = W::new();
+    w.process(0, 1, 0, "systemd", Some("/usr/lib/systemd/systemd"), "S")
+        .fork(1, 300, 1, "systemd")
+        .exec(2, 300, 1, "/opt/app/run.sh");
+    for i in 0..50 {
+        w.life(
+            10 + i * 2,
+            3000 + i as u32,
+            300,
+            "run.sh",
+            "/opt/app/helper",
+            1,
+            1,
+        );
+    }
+    w.exec(200, 300, 1, "/opt/app/server");
+    w
+}
+
+#[test]
+fn a_forker_that_execs_later_is_named_by_the_program_that_forked() {
+    let text_in = script_then_service().text();
+    let rep = report(&text_in);
+    let p = &rep.top_forkers.by_parent[0];
+    assert_eq!((p.process.pid, p.children), (300, 50));
+    assert_eq!(p.process.chain, ["run.sh", "server"]);
+    assert_eq!(p.process.exe.as_deref(), Some("/opt/app/server"));
+    assert_eq!(p.process.forked_as.as_deref(), Some("/opt/app/run.sh"));
+    let as_: Vec<(&str, u64)> = (p.forked_as.iter())
+        .map(|c| (c.name.as_str(), c.count))
+        .collect();
+    assert_eq!(as_, [("/opt/app/run.sh", 50)]);
+    assert!(
+        rep.headline[0].starts_with(
+            "busiest forker: pid 300 run.sh → server (forked as /opt/app/run.sh) in storm.service: \
+             50 children"
+        ),
+        "{:?}",
+        rep.headline
+    );
+    // The crash loop is of helpers started by run.sh.
+    let l = &rep.crash_loops[0];
+    assert_eq!(
+        (l.exe.as_deref(), l.failures),
+        (Some("/opt/app/helper"), 50)
+    );
+    let parent = l.parent.as_ref().expect("parent known");
+    assert_eq!(parent.forked_as.as_deref(), Some("/opt/app/run.sh"));
+    assert!(
+        rep.headline.iter().any(|s| s
+            == "crash loop: /opt/app/helper failed 50 times under pid 300 run.sh → server \
+                (forked as /opt/app/run.sh)"),
+        "{:?}",
+        rep.headline
+    );
+    let t = text::render(&rep);
+    assert!(
+        t.contains("run.sh → server (forked as /opt/app/run.sh)"),
+        "{t}"
+    );
+    assert!(!t.contains("pid 300 server"), "{t}");
+
+    // Flame graph: the helpers sit under run.sh, the service is run.sh's successor.
+    let (_, h) = load(&text_in);
+    let f = super::flamegraph::folded(&h, &h.roots());
+    assert_eq!(
+        f.lines,
+        ["systemd;run.sh;helper 50", "systemd;run.sh;server 1"],
+        "{f:?}"
+    );
+
+    // Tree: the parent shows its chain, the children which program forked them.
+    let tr = tree::render(&h, &tree::Select::default());
+    assert!(tr.contains("└─ 300 run.sh → server  [alive at end"), "{tr}");
+    assert!(
+        tr.contains("   └─ 50*[helper (forked by run.sh)]  [exit 1, lived 1.0ms"),
+        "{tr}"
+    );
+    let doc = tree::doc(&h, &tree::Select::default());
+    let helper = doc
+        .processes
+        .iter()
+        .find(|n| n.pid == 3000)
+        .expect("helper");
+    assert_eq!(helper.forked_by.as_deref(), Some("run.sh"));
+    let service = doc.processes.iter().find(|n| n.pid == 300).expect("run.sh");
+    assert_eq!(
+        service.forked_by, None,
+        "systemd never exec'd after forking it"
+    );
+}
+
+#[test]
+fn a_parent_that_forks_under_two_programs_is_named_by_the_busier() {
+    let mut w = script_then_service();
+    for i in 0..60 {
+        w.life(
+            300 + i * 2,
+            4000 + i as u32,
+            300,
+            "server",
+            "/opt/app/worker",
+            0,
+            1,
+        );
+    }
+    let rep = report(&w.text());
+    let p = &rep.top_forkers.by_parent[0];
+    assert_eq!(p.children, 110);
+    let as_: Vec<(&str, u64)> = (p.forked_as.iter())
+        .map(|c| (c.name.as_str(), c.count))
+        .collect();
+    assert_eq!(as_, [("/opt/app/run.sh", 50), ("/opt/app/server", 60)]);
+    assert_eq!(p.process.forked_as.as_deref(), Some("/opt/app/server"));
+    // Forks by the executable that called fork; the children's programs apart.
+    let by: Vec<(Option<&str>, u64, &str)> = (rep.top_forkers.by_executable.iter())
+        .take(2)
+        .map(|g| (g.key.as_deref(), g.forks, g.children_ran[0].name.as_str()))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            (Some("/opt/app/server"), 60, "/opt/app/worker"),
+            (Some("/opt/app/run.sh"), 50, "/opt/app/helper"),
+        ]
+    );
+    let t = text::render(&rep);
+    assert!(
+        t.contains("forked as /opt/app/run.sh 50, then /opt/app/server 60"),
+        "{t}"
+    );
+    assert!(t.contains("by executable that forked"), "{t}");
+    assert!(t.contains("its children ran /opt/app/worker 60"), "{t}");
+    // The crash loop (helpers) names the program that started them, the busier
+    // one overall notwithstanding.
+    let l = &rep.crash_loops[0];
+    assert_eq!(
+        l.parent.as_ref().and_then(|p| p.forked_as.as_deref()),
+        Some("/opt/app/run.sh")
+    );
+}
+
+#[test]
+fn tree_folds_identical_subtrees_as_pstree_does() {
+    let mut w = W::new();
+    w.process(0, 1, 0, "init", Some("/sbin/init"), "S")
+        .fork(1, 10, 1, "init")
+        .exec(1, 10, 1, "/usr/bin/bash");
+    // 200 subshells, each running one sleep.
+    for i in 0..200u32 {
+        let (sub, kid) = (1000 + 2 * i, 1001 + 2 * i);
+        let t = 10 + u64::from(i);
+        w.fork(t, sub, 10, "bash");
+        w.life(t, kid, sub, "bash", "/bin/sleep", 0, 1);
+        w.exit(t + 2, sub, 10, "bash", Some(0), None).reap(
+            t + 2,
+            sub,
+            10,
+            "bash",
+            Some(10_000),
+            Some((10, "bash")),
+        );
+    }
+    // 3 subshells each running a sleep and a true: folded, drawn once below.
+    for i in 0..3u32 {
+        let (sub, a, b) = (5000 + 3 * i, 5001 + 3 * i, 5002 + 3 * i);
+        let t = 300 + u64::from(i) * 5;
+        w.fork(t, sub, 10, "bash");
+        w.life(t, a, sub, "bash", "/bin/sleep", 0, 1).life(
+            t + 1,
+            b,
+            sub,
+            "bash",
+            "/bin/true",
+            0,
+            1,
+        );
+        w.exit(t + 3, sub, 10, "bash", Some(0), None).reap(
+            t + 3,
+            sub,
+            10,
+            "bash",
+            Some(10_000),
+            Some((10, "bash")),
+        );
+    }
+    // One whose sleep failed: a different subtree.
+    w.fork(400, 6000, 10, "bash")
+        .life(400, 6001, 6000, "bash", "/bin/sleep", 1, 1);
+    w.exit(402, 6000, 10, "bash", Some(0), None);
+    let (_, h) = load(&w.text());
+    let t = tree::render(&h, &tree::Select::default());
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[1].starts_with("└─ 10 bash  [alive at end"), "{t}");
+    assert!(
+        lines[2].starts_with("   ├─ 200*[bash───sleep]  [exit 0, lived 2.0ms, zombie 10.0us]"),
+        "{t}"
+    );
+    assert!(
+        lines[3].starts_with(
+            "   ├─ 3*[bash]  [exit 0, lived 3.0ms, zombie 10.0us; each with the subtree below]"
+        ),
+        "{t}"
+    );
+    assert!(
+        lines[4].starts_with("   │  ├─ 5001 sleep  [1.0ms, exit 0"),
+        "{t}"
+    );
+    assert!(
+        lines[5].starts_with("   │  └─ 5002 true  [1.0ms, exit 0"),
+        "{t}"
+    );
+    assert!(
+        lines[6].starts_with("   └─ 6000 bash  [2.0ms, exit 0"),
+        "{t}"
+    );
+    assert!(
+        lines[7].starts_with("      └─ 6001 sleep  [1.0ms, exit 1"),
+        "{t}"
+    );
+    assert_eq!(lines.len(), 8, "{t}");
+}

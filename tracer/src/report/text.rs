@@ -208,7 +208,21 @@ fn group_rows(o: &mut String, heading: &str, rows: &[GroupForker], hosts: bool, 
             rate(g.mean_per_sec).trim_end_matches("/s"),
             w = NAME - 2
         );
+        // Forks are counted under the executable that called fork; what the
+        // children went on to run is a separate, labelled column.
+        if !cgroups && !g.children_ran.is_empty() {
+            let detail = format!("      its children ran {}", counts(&g.children_ran));
+            let _ = writeln!(o, "{}", fit(&detail, WIDTH));
+        }
     }
+}
+
+/// `/bin/true 100, /bin/sh 3`.
+fn counts(list: &[super::stats::Count]) -> String {
+    let v: Vec<String> = (list.iter())
+        .map(|c| format!("{} {}", c.name, thousands(c.count)))
+        .collect();
+    v.join(", ")
 }
 
 fn top_forkers(o: &mut String, r: &Report, hosts: bool) {
@@ -241,20 +255,21 @@ fn top_forkers(o: &mut String, r: &Report, hosts: bool) {
                 "in {}",
                 cgroup_text(p.process.cgroup.as_deref(), p.process.unit.as_deref())
             );
-            if !p.children_ran.is_empty() {
-                let ran: Vec<String> = p
-                    .children_ran
-                    .iter()
+            if p.forked_as.len() > 1 {
+                let as_: Vec<String> = (p.forked_as.iter())
                     .map(|c| format!("{} {}", c.name, thousands(c.count)))
                     .collect();
-                detail.push_str(&format!("; children ran {}", ran.join(", ")));
+                detail.push_str(&format!("; forked as {}", as_.join(", then ")));
+            }
+            if !p.children_ran.is_empty() {
+                detail.push_str(&format!("; its children ran {}", counts(&p.children_ran)));
             }
             let _ = writeln!(o, "{}", fit(&format!("      {detail}"), WIDTH));
         }
     }
     group_rows(
         o,
-        "by executable (of the parent)",
+        "by executable that forked",
         &t.by_executable,
         hosts,
         false,

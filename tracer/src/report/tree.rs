@@ -1,9 +1,12 @@
 //! `--tree`: the reconstructed process tree, like `pstree`, each process with what
 //! it ran, how long it lived, how it ended and how long it was a zombie.
 //!
-//! Siblings that are leaves, ran the same exec chain and ended the same way are
-//! folded into one line `N*[chain]`, as pstree folds identical children, with the
-//! range of their lifetimes and zombie times. Processes still running when the
+//! Identical sibling subtrees (the same exec chains, endings and shape all the way
+//! down) are folded into one line, as pstree folds them: `N*[chain]` for leaves,
+//! `N*[bash───sleep]` for a subtree with one line per level, with the range of the
+//! topmost processes' lifetimes and zombie times; a wider folded subtree is drawn
+//! once below its `N*[chain]` line. A child forked while its parent ran an earlier
+//! program of its chain says so: `(forked by run.sh)` under `run.sh → server`. Processes still running when the
 //! recording stopped are marked. `--pid`/`--comm` root the tree at the matching
 //! processes (the topmost ones, when a match lies inside another's subtree).
 //! A process that lived through lost events (its records say `uncertain`) ends its
@@ -74,30 +77,98 @@ enum Item {
     Fold(Vec<ProcIdx>),
 }
 
-/// The children of a process as lines, identical leaves folded at the place of the
-/// first of them.
-fn items(h: &History, children: &[ProcIdx]) -> Vec<Item> {
+/// What the tree folds by: identical subtrees get the same number. Identical means
+/// the same exec chain, ending and uncertainty, forked by the same program of the
+/// parent, and the same children (as a multiset of their own numbers), as pstree
+/// compares subtrees. Computed once, leaves first.
+fn shapes(h: &History) -> Vec<u32> {
+    type Key = (Vec<Vec<u8>>, String, bool, Option<Vec<u8>>, Vec<u32>);
+    let mut order = Vec::with_capacity(h.procs.len());
+    let mut stack = h.roots();
+    while let Some(i) = stack.pop() {
+        order.push(i);
+        stack.extend(h.procs[i].children.iter().copied());
+    }
+    let mut ids = vec![u32::MAX; h.procs.len()];
+    let mut known: HashMap<Key, u32> = HashMap::new();
+    for &i in order.iter().rev() {
+        let p = &h.procs[i];
+        let mut kids: Vec<u32> = p.children.iter().map(|&c| ids[c]).collect();
+        kids.sort_unstable();
+        let key = (
+            p.chain(),
+            fold_ending(p.ending()),
+            p.uncertain,
+            forked_by(h, i),
+            kids,
+        );
+        let next = known.len() as u32;
+        ids[i] = *known.entry(key).or_insert(next);
+    }
+    ids
+}
+
+/// The program its parent was running when it forked it, when the parent exec'd
+/// something else later (so the parent's line, which names its last program too,
+/// does not tell).
+fn forked_by(h: &History, i: ProcIdx) -> Option<Vec<u8>> {
+    let p = &h.procs[i];
+    let (pi, t) = (p.parent?, p.fork_ns?);
+    let parent = &h.procs[pi];
+    if parent.execs.last().is_none_or(|e| e.ktime_ns <= t) {
+        return None;
+    }
+    parent.chain_at(t).pop()
+}
+
+/// The children of a process as lines, identical subtrees folded at the place of
+/// the first of them.
+fn items(shapes: &[u32], children: &[ProcIdx]) -> Vec<Item> {
     let mut out: Vec<Item> = Vec::new();
-    let mut groups: HashMap<(Vec<Vec<u8>>, String, bool), usize> = HashMap::new();
+    let mut groups: HashMap<u32, usize> = HashMap::new();
     for &c in children {
-        let p = &h.procs[c];
-        if !p.children.is_empty() {
-            out.push(Item::Proc(c));
-            continue;
-        }
-        let key = (p.chain(), fold_ending(p.ending()), p.uncertain);
-        match groups.get(&key) {
+        match groups.get(&shapes[c]) {
             Some(&at) => match &mut out[at] {
                 Item::Fold(v) => v.push(c),
                 Item::Proc(first) => out[at] = Item::Fold(vec![*first, c]),
             },
             None => {
-                groups.insert(key, out.len());
+                groups.insert(shapes[c], out.len());
                 out.push(Item::Proc(c));
             }
         }
     }
     out
+}
+
+/// A folded subtree in one line, as pstree writes it (`bash───2*[sleep]`), when
+/// every process in it has one line of children at most; `None` otherwise.
+fn inline(h: &History, shapes: &[u32], first: ProcIdx) -> Option<String> {
+    let mut text = String::new();
+    let mut closing = String::new();
+    let mut cur = first;
+    loop {
+        text.push_str(&chain_text(&h.procs[cur].chain()));
+        if let Some(by) = forked_by(h, cur) {
+            text.push_str(&format!(" (forked by {})", super::fmt::text(&by)));
+        }
+        let kids = items(shapes, &h.procs[cur].children);
+        match kids.as_slice() {
+            [] => break,
+            [Item::Proc(c)] => {
+                text.push_str("───");
+                cur = *c;
+            }
+            [Item::Fold(g)] => {
+                text.push_str(&format!("───{}*[", g.len()));
+                closing.push(']');
+                cur = g[0];
+            }
+            _ => return None,
+        }
+    }
+    text.push_str(&closing);
+    Some(text)
 }
 
 /// Endings that fold together: the same status (alive ones fold too).
@@ -188,26 +259,45 @@ fn fold_facts(h: &History, group: &[ProcIdx]) -> String {
     parts.join(", ")
 }
 
-fn label(h: &History, item: &Item) -> String {
+/// The line of `item`, and whether its children are still to be drawn below it.
+fn label(h: &History, shapes: &[u32], item: &Item) -> (String, bool) {
     let mark = |i: ProcIdx| if h.procs[i].uncertain { " ?" } else { "" };
+    let by = |i: ProcIdx| {
+        forked_by(h, i)
+            .map(|b| format!(" (forked by {})", text(&b)))
+            .unwrap_or_default()
+    };
     match item {
         Item::Proc(i) => {
             let p = &h.procs[*i];
-            format!(
-                "{} {}  [{}]{}",
+            let line = format!(
+                "{} {}{}  [{}]{}",
                 p.pid(),
                 chain_text(&p.chain()),
+                by(*i),
                 facts(h, *i),
                 mark(*i)
-            )
+            );
+            (line, true)
         }
-        Item::Fold(g) => format!(
-            "{}*[{}]  [{}]{}",
-            g.len(),
-            chain_text(&h.procs[g[0]].chain()),
-            fold_facts(h, g),
-            mark(g[0])
-        ),
+        Item::Fold(g) => match inline(h, shapes, g[0]) {
+            Some(tree) => (
+                format!("{}*[{tree}]  [{}]{}", g.len(), fold_facts(h, g), mark(g[0])),
+                false,
+            ),
+            // Not one line: the first one's children below stand for each one's.
+            None => (
+                format!(
+                    "{}*[{}{}]  [{}; each with the subtree below]{}",
+                    g.len(),
+                    chain_text(&h.procs[g[0]].chain()),
+                    by(g[0]),
+                    fold_facts(h, g),
+                    mark(g[0])
+                ),
+                true,
+            ),
+        },
     }
 }
 
@@ -215,6 +305,7 @@ fn label(h: &History, item: &Item) -> String {
 pub fn render(h: &History, sel: &Select) -> String {
     let mut o = String::new();
     let roots = roots(h, sel);
+    let shapes = shapes(h);
     let hosts = h.runs.len() > 1;
     let mut run = None;
     for root in roots {
@@ -232,9 +323,16 @@ pub fn render(h: &History, sel: &Select) -> String {
         let mut stack: Vec<(Item, String, String, usize)> =
             vec![(Item::Proc(root), String::new(), String::new(), 0)];
         while let Some((item, line_prefix, child_prefix, depth)) = stack.pop() {
-            let _ = writeln!(o, "{line_prefix}{}", label(h, &item));
-            let Item::Proc(i) = item else { continue };
-            let kids = items(h, &h.procs[i].children);
+            let (line, below) = label(h, &shapes, &item);
+            let _ = writeln!(o, "{line_prefix}{line}");
+            if !below {
+                continue;
+            }
+            let i = match &item {
+                Item::Proc(i) => *i,
+                Item::Fold(g) => g[0],
+            };
+            let kids = items(&shapes, &h.procs[i].children);
             let n = kids.len();
             for (k, kid) in kids.into_iter().enumerate().rev() {
                 let last = k + 1 == n;
@@ -278,6 +376,9 @@ pub struct Node {
     pub ppid: Option<u32>,
     pub comm: String,
     pub chain: Vec<String>,
+    /// The program its parent was running when it forked this process, when the
+    /// parent exec'd something else later; `null` otherwise.
+    pub forked_by: Option<String>,
     pub exe: Option<String>,
     pub cgroup: Option<String>,
     /// `snapshot`, `fork` or `inferred`.
@@ -335,6 +436,7 @@ pub fn doc(h: &History, sel: &Select) -> TreeDoc {
             ppid: (p.records > 0).then_some(p.ppid),
             comm: lossy(p.comm.as_bytes()),
             chain: p.chain().iter().map(|c| lossy(c)).collect(),
+            forked_by: forked_by(h, i).map(|b| lossy(&b)),
             exe: p.exe().map(|e| lossy(e)),
             cgroup: p.cgroup.as_deref().map(str::to_string),
             origin: match p.origin {

@@ -214,14 +214,20 @@ impl Sinks {
                 comm => format!("{} {} {r}/s", p.pid, String::from_utf8_lossy(comm)),
             })
             .collect();
-        let exes: Vec<String> = (peaks.executables.iter().take(per_dimension))
-            .map(|(f, r)| {
-                let name = f
-                    .as_deref()
-                    .map_or("(unknown image)".into(), String::from_utf8_lossy);
-                format!("{name} {r}/s")
-            })
-            .collect();
+        let image_rates = |list: &[(Option<Vec<u8>>, u64)]| -> Vec<String> {
+            (list.iter().take(per_dimension))
+                .map(|(f, r)| {
+                    let name = f
+                        .as_deref()
+                        .map_or("(unknown image)".into(), String::from_utf8_lossy);
+                    format!("{name} {r}/s")
+                })
+                .collect()
+        };
+        // Forks by the image that called fork; what the children went on to run
+        // is its own, labelled figure.
+        let exes = image_rates(&peaks.executables);
+        let children = image_rates(&peaks.children_ran);
         let cgroups: Vec<String> = (peaks.cgroups.iter().take(per_dimension))
             .map(|(id, r)| {
                 let name = self
@@ -232,12 +238,13 @@ impl Sinks {
             })
             .collect();
         for (what, list) in [
-            ("parent", parents),
-            ("executable", exes),
-            ("cgroup", cgroups),
+            ("by parent", parents),
+            ("by executable that forked", exes),
+            ("by cgroup", cgroups),
+            ("its children ran", children),
         ] {
             if !list.is_empty() {
-                dims.push(format!("by {what} {}", list.join(", ")));
+                dims.push(format!("{what} {}", list.join(", ")));
             }
         }
         (!dims.is_empty()).then(|| dims.join("; "))
