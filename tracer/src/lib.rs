@@ -11,6 +11,7 @@ pub mod loader;
 pub mod model;
 pub mod names;
 pub mod output;
+pub mod parse;
 pub mod procfs;
 pub mod record;
 pub mod redact;

@@ -9,6 +9,7 @@
 //! [`load`] gives the parsed records and history, the starting point for any other
 //! output.
 
+mod args;
 pub mod flamegraph;
 pub mod fmt;
 pub mod history;
@@ -36,7 +37,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{ReportArgs, ReportFormat};
+pub use args::{Args, ReportFormat};
 use history::History;
 use progress::Progress;
 use reader::{Records, Source};
@@ -103,7 +104,7 @@ fn check_not_empty(records: &Records) -> anyhow::Result<()> {
 }
 
 /// Runs `tracer report`; the exit code on success.
-pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+pub fn run(args: &Args) -> anyhow::Result<u8> {
     let sources: Vec<Source> = args.files.iter().map(|f| Source::from_arg(f)).collect();
     let mut progress = Progress::stderr();
     let loaded = load(&sources, &mut progress)?;
@@ -187,7 +188,7 @@ fn write_file<T>(
 
 fn write_output(
     mut out: impl Write,
-    args: &ReportArgs,
+    args: &Args,
     loaded: &Loaded,
     want_tree: bool,
     sel: &tree::Select,
