@@ -253,26 +253,6 @@ fn loaded_ids() -> (BTreeSet<u32>, BTreeSet<u32>, BTreeMap<u32, String>) {
     (progs, maps, names)
 }
 
-/// Our program names (tracer/src/loader.rs); the kernel keeps 15 bytes of a name
-/// (BPF_OBJ_NAME_LEN).
-const PROGRAMS: [&str; 15] = [
-    "task_newtask",
-    "sched_process_exec",
-    "sched_process_exit",
-    "sched_process_free",
-    "sys_enter_execve",
-    "sys_enter_execveat",
-    "sys_exit_execve",
-    "sys_exit_execveat",
-    "sys_exit_wait4",
-    "sys_enter_waitid",
-    "sys_exit_waitid",
-    "sys_exit_fork",
-    "sys_exit_vfork",
-    "sys_exit_clone",
-    "sys_exit_clone3",
-];
-
 /// The BPF objects tracer `run` holds: all our programs (each loaded, by name),
 /// and some maps.
 fn our_bpf(run: &Proc) -> BpfIds {
@@ -289,8 +269,8 @@ fn our_bpf(run: &Proc) -> BpfIds {
             names[id].clone()
         })
         .collect();
-    let want: BTreeSet<String> = PROGRAMS
-        .iter()
+    // The kernel keeps 15 bytes of a name (BPF_OBJ_NAME_LEN).
+    let want: BTreeSet<String> = tracer::loader::program_names()
         .map(|n| n[..n.len().min(15)].to_string())
         .collect();
     assert_eq!(

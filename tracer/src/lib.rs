@@ -1,4 +1,5 @@
 //! tracer: the userspace agent. `main.rs` only calls [`cli::main`].
+pub mod alert_text;
 pub mod alerts;
 pub mod btf;
 pub mod cgroup;
@@ -9,10 +10,13 @@ pub mod event;
 pub mod kconfig;
 pub mod loader;
 pub mod model;
+pub mod names;
 pub mod output;
+pub mod parse;
 pub mod procfs;
 pub mod record;
 pub mod redact;
 pub mod report;
 pub mod tracefs;
+pub mod units;
 pub mod watch;

@@ -39,6 +39,12 @@ const SYSCALL_PROGRAMS: &[&str] = &[
     "sys_exit_clone3",
 ];
 
+/// The names of every program [`load`] loads and attaches: the BTF tracepoints,
+/// then the syscall tracepoints.
+pub fn program_names() -> impl Iterator<Item = &'static str> {
+    BTF_PROGRAMS.iter().chain(SYSCALL_PROGRAMS).copied()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(

@@ -222,6 +222,6 @@ pub struct Alert {
     pub errno: Option<u32>,
     /// The message after the culprit's name, e.g. `forked 2,310/s for 5 s`; the
     /// writers put the kind, the culprit and its cgroup in front
-    /// ([`crate::alerts::message`]).
+    /// ([`crate::alert_text::message`]).
     pub what: String,
 }

@@ -1,4 +1,5 @@
-//! Paths and the running of external commands, shared by the subcommands.
+//! Paths, the running of external commands and of numbered steps, shared by the
+//! subcommands.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -223,6 +224,22 @@ fn without_dirs_under(paths: &OsStr, dropped: &[PathBuf]) -> Option<OsString> {
         return None;
     }
     env::join_paths(kept).ok()
+}
+
+/// Runs step `number` of `steps`, announcing it and saying how it ended in one line each.
+pub fn step<T>(
+    number: usize,
+    steps: usize,
+    name: &str,
+    body: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    println!("xtask: step {number}/{steps} {name}");
+    let result = body();
+    match &result {
+        Ok(_) => println!("xtask: step {number}/{steps} {name}: ok"),
+        Err(_) => println!("xtask: step {number}/{steps} {name}: FAILED"),
+    }
+    result
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::{build, cmd, ebpf, setup, vm};
+use crate::cmd::{self, step};
+use crate::{build, ebpf, setup, vm};
 
 const STEPS: usize = 4;
 
@@ -36,20 +37,4 @@ pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
     })?;
     println!("xtask: all {STEPS} steps ok");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs step `number` of `steps`, announcing it and saying how it ended in one line each.
-pub fn step<T>(
-    number: usize,
-    steps: usize,
-    name: &str,
-    body: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    println!("xtask: step {number}/{steps} {name}");
-    let result = body();
-    match &result {
-        Ok(_) => println!("xtask: step {number}/{steps} {name}: ok"),
-        Err(_) => println!("xtask: step {number}/{steps} {name}: FAILED"),
-    }
-    result
 }

@@ -6,9 +6,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::{Config, Culprit, MAX_KEYS, Phase, Procs, Step, short, span, thousands};
-use crate::output::names::signal_name;
+use super::{Config, Culprit, MAX_KEYS, Phase, Procs, Step};
+use crate::names::signal_name;
 use crate::record::{AlertExit, AlertKind, ProcId, Record};
+use crate::units::{duration, span, thousands};
 
 /// How many of the last exits an alert lists.
 pub const LAST_EXITS: usize = 5;
@@ -112,7 +113,7 @@ fn step(l: &mut Loop, cfg: &Config, now: u64, out: &mut Vec<Record>) {
             };
             let exits: Vec<String> = a.exits.iter().map(exit_text).collect();
             let typical = median
-                .map(|m| format!("; typical lifetime {}", short(m)))
+                .map(|m| format!("; typical lifetime {}", duration(m)))
                 .unwrap_or_default();
             a.what = format!(
                 "failed {} times in {}{under} (last: {}{typical})",

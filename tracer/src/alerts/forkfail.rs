@@ -10,9 +10,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::{Config, Culprit, MAX_KEYS, Phase, Procs, Step, span, thousands};
-use crate::output::names::errno_name;
+use super::{Config, Culprit, MAX_KEYS, Phase, Procs, Step};
+use crate::names::errno_name;
 use crate::record::{AlertKind, ProcId, Record};
+use crate::units::{span, thousands};
 
 const EAGAIN: u32 = 11;
 const ENOMEM: u32 = 12;

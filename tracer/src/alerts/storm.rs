@@ -22,8 +22,9 @@
 use foldhash::{HashMap, HashSet};
 
 use super::window::Window;
-use super::{Config, Culprit, MAX_KEYS, Phase, RATE_WINDOW_NS, Step, Tally, name, span, thousands};
+use super::{Config, Culprit, MAX_KEYS, Phase, RATE_WINDOW_NS, Step, Tally, name};
 use crate::record::{AlertKind, AlertProc, ProcId, Record};
+use crate::units::{span, thousands};
 
 /// How many of the highest rates [`PeakRates`] keeps per dimension.
 pub const PEAKS: usize = 5;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::alert_text::message;
 use crate::event::Comm;
 use crate::record::AlertExit;
 
@@ -857,36 +858,6 @@ fn phase_once_per_episode() {
     );
     assert!(p.is_idle());
     assert_eq!(p.update(true, 27, 0, 5), Step::Begin { since: 27 });
-}
-
-#[test]
-fn labels_and_numbers() {
-    assert_eq!(cgroup_label("/system.slice/nginx.service"), "nginx.service");
-    assert_eq!(
-        cgroup_label(
-            "/system.slice/docker-3f2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708.scope"
-        ),
-        "container 3f2a1b4c5d6e"
-    );
-    assert_eq!(
-        cgroup_label(
-            "/kubepods/burstable/pod1/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-        ),
-        "container 0123456789ab"
-    );
-    assert_eq!(
-        cgroup_label("/user.slice/user-1000.slice/session-3.scope"),
-        "/user.slice/user-1000.slice/session-3.scope"
-    );
-    assert_eq!(cgroup_label("/"), "/");
-    assert_eq!(thousands(0), "0");
-    assert_eq!(thousands(999), "999");
-    assert_eq!(thousands(2310), "2,310");
-    assert_eq!(thousands(1_234_567), "1,234,567");
-    assert_eq!(span(800 * MS), "0.8 s");
-    assert_eq!(span(45 * S), "45 s");
-    assert_eq!(span(720 * S), "12 min");
-    assert_eq!(span(3 * 3600 * S + 1800 * S), "3.5 h");
 }
 
 #[test]

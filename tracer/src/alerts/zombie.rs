@@ -12,10 +12,9 @@ use std::collections::BTreeSet;
 // Looked up on every exit and reap.
 use foldhash::HashMap;
 
-use super::{
-    Config, Culprit, MAX_KEYS, Phase, Procs, Step, ZOMBIE_COUNT_SUSTAIN_NS, span, thousands,
-};
+use super::{Config, Culprit, MAX_KEYS, Phase, Procs, Step, ZOMBIE_COUNT_SUSTAIN_NS};
 use crate::record::{AlertKind, ProcId, Record};
+use crate::units::{span, thousands};
 
 #[derive(Debug, Default)]
 struct Holder {

@@ -7,12 +7,14 @@
 
 use std::io::{self, BufWriter, Write};
 
+use super::RunInfo;
 use super::escape::escape_bytes_into;
-use super::names::{errno_name, signal_name};
 use super::time::Rfc3339Cache;
-use super::{RunInfo, push_u64};
+use crate::alert_text::message;
 use crate::cgroup::CgroupResolver;
+use crate::names::{errno_name, signal_name};
 use crate::record::{Alert, Body, ProcId, Record};
+use crate::units::push_u64;
 
 pub struct JsonlWriter<W: Write> {
     out: BufWriter<W>,
@@ -323,7 +325,7 @@ fn encode(
         }
         Body::Alert(a) => {
             let cgroup = rec.subject.as_ref().and_then(|s| cgroups.path(s.cgroup_id));
-            let msg = crate::alerts::message(a, rec.subject.as_ref(), cgroup);
+            let msg = message(a, rec.subject.as_ref(), cgroup);
             alert(out, a, &msg);
         }
     }

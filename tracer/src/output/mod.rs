@@ -8,7 +8,6 @@
 pub mod escape;
 pub mod file;
 pub mod jsonl;
-pub mod names;
 pub mod text;
 pub mod time;
 
@@ -105,62 +104,9 @@ impl<W: Write> Writer<W> {
     }
 }
 
-/// Appends the decimal form of `n` (no allocation, no formatter machinery).
-pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let i = fill_digits(&mut digits, n);
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// "00" to "99", for two digits per division.
-const PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
-/// Writes the digits of `n` at the end of `buf` (which must have room for
-/// them) and returns where they start. Every record has a dozen numbers, so
-/// this takes them two digits at a time.
-pub(crate) fn fill_digits(buf: &mut [u8], mut n: u64) -> usize {
-    let mut i = buf.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + n as u8;
-    }
-    i
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn push_u64_digits() {
-        let around_powers = (0..20).flat_map(|e| {
-            let p = 10u64.pow(e);
-            [p - 1, p, p + 1, p.saturating_mul(5).saturating_add(7)]
-        });
-        for n in [0, 1, 9, 10, 99, 100, 1234567890, u64::MAX]
-            .into_iter()
-            .chain(around_powers)
-        {
-            let mut v = Vec::new();
-            push_u64(&mut v, n);
-            assert_eq!(String::from_utf8(v).unwrap(), n.to_string());
-        }
-    }
 
     #[test]
     fn realtime_offset_is_plausible() {

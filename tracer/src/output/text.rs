@@ -15,13 +15,15 @@
 
 use std::io::{self, BufWriter, Write};
 
+use super::RunInfo;
 use super::escape::escape_text_into;
-use super::names::{errno_name, signal_name};
 use super::time::push_time_of_day_us;
-use super::{RunInfo, push_u64};
+use crate::alert_text::message;
 use crate::cgroup::CgroupResolver;
 use crate::event::Comm;
+use crate::names::{errno_name, signal_name};
 use crate::record::{Body, Record};
+use crate::units::{push_duration, push_u64};
 
 /// Width of the event column: the longest label, "exec-fail".
 const LABEL_WIDTH: usize = 9;
@@ -140,42 +142,6 @@ fn push_argv(out: &mut Vec<u8>, argv: &[Vec<u8>]) {
         }
         push_arg(out, a);
     }
-}
-
-/// A short human duration: `850ns`, `12.5us`, `1.2ms`, `3.25s`, `4m05s`, `2h07m`.
-/// Truncated, not rounded, so it never claims more time than there was.
-pub fn push_duration(out: &mut Vec<u8>, ns: u64) {
-    let (whole, frac, frac_digits, unit): (u64, u64, usize, &str) = match ns {
-        0..1_000 => (ns, 0, 0, "ns"),
-        1_000..1_000_000 => (ns / 1_000, ns / 100 % 10, 1, "us"),
-        1_000_000..1_000_000_000 => (ns / 1_000_000, ns / 100_000 % 10, 1, "ms"),
-        1_000_000_000..60_000_000_000 => (ns / 1_000_000_000, ns / 10_000_000 % 100, 2, "s"),
-        _ => {
-            let secs = ns / 1_000_000_000;
-            let (big, small, units) = if secs < 3600 {
-                (secs / 60, secs % 60, ["m", "s"])
-            } else {
-                (secs / 3600, secs / 60 % 60, ["h", "m"])
-            };
-            push_u64(out, big);
-            out.extend_from_slice(units[0].as_bytes());
-            if small < 10 {
-                out.push(b'0');
-            }
-            push_u64(out, small);
-            out.extend_from_slice(units[1].as_bytes());
-            return;
-        }
-    };
-    push_u64(out, whole);
-    if frac_digits > 0 {
-        out.push(b'.');
-        if frac_digits == 2 && frac < 10 {
-            out.push(b'0');
-        }
-        push_u64(out, frac);
-    }
-    out.extend_from_slice(unit.as_bytes());
 }
 
 /// `cgroup`: the subject's cgroup path, for alerts.
@@ -380,7 +346,7 @@ fn format_line(
             if highlight {
                 out.extend_from_slice(b"\x1b[1;31m");
             }
-            escape_text_into(out, &crate::alerts::message(a, s, cgroup));
+            escape_text_into(out, &message(a, s, cgroup));
             if highlight {
                 out.extend_from_slice(b"\x1b[0m");
             }
@@ -702,30 +668,5 @@ mod tests {
             line_with(&rec, true),
             format!("{T}  \x1b[32mfork\x1b[0m         1240 bash  <- 1234 bash\n")
         );
-    }
-
-    #[test]
-    fn durations() {
-        let cases = [
-            (0, "0ns"),
-            (999, "999ns"),
-            (1_000, "1.0us"),
-            (12_345, "12.3us"),
-            (999_999, "999.9us"),
-            (1_000_000, "1.0ms"),
-            (999_999_999, "999.9ms"),
-            (1_000_000_000, "1.00s"),
-            (3_050_000_000, "3.05s"),
-            (59_999_999_999, "59.99s"),
-            (60_000_000_000, "1m00s"),
-            (245_000_000_000, "4m05s"),
-            (3_600_000_000_000, "1h00m"),
-            (7_620_000_000_000, "2h07m"),
-        ];
-        for (ns, want) in cases {
-            let mut v = Vec::new();
-            push_duration(&mut v, ns);
-            assert_eq!(String::from_utf8(v).unwrap(), want, "{ns} ns");
-        }
     }
 }

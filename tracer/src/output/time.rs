@@ -38,7 +38,7 @@ fn split(wall_ns: i128) -> (i64, u32, u32) {
 /// `n` in decimal, zero-padded to at least `width` digits (at most 10).
 fn push_num(out: &mut Vec<u8>, n: u32, width: usize) {
     let mut digits = [b'0'; 10];
-    let i = super::fill_digits(&mut digits, u64::from(n));
+    let i = crate::units::fill_digits(&mut digits, u64::from(n));
     let start = i.min(digits.len() - width.min(digits.len()));
     out.extend_from_slice(&digits[start..]);
 }

@@ -1,20 +1,7 @@
 //! Small formatting helpers shared by the text report and the tree.
 
 use crate::output::escape::escape_text_into;
-use crate::output::text::push_duration;
-
-/// `4812` → `4,812`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::units::{duration, thousands};
 
 /// A rate per second: `2,310/s`, `12.5/s`, `0.25/s`.
 pub fn rate(per_sec: f64) -> String {
@@ -28,13 +15,6 @@ pub fn rate(per_sec: f64) -> String {
     } else {
         format!("{per_sec:.2}/s")
     }
-}
-
-/// `850ns`, `12.5us`, `1.2ms`, `3.25s`, `4m05s`, `2h07m` (as `tracer watch` writes them).
-pub fn duration(ns: u64) -> String {
-    let mut out = Vec::new();
-    push_duration(&mut out, ns);
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `512 B`, `1.5 KiB`, `312.0 MiB`, `1.2 GiB`.

@@ -9,6 +9,7 @@
 //! [`load`] gives the parsed records and history, the starting point for any other
 //! output.
 
+mod args;
 pub mod flamegraph;
 pub mod fmt;
 pub mod history;
@@ -35,7 +36,7 @@ use std::io::{self, Write};
 
 use anyhow::{Context, bail};
 
-use crate::cli::{ReportArgs, ReportFormat};
+pub use args::{Args, ReportFormat};
 use history::History;
 use progress::Progress;
 use reader::{Records, Source};
@@ -102,7 +103,7 @@ fn check_not_empty(records: &Records) -> anyhow::Result<()> {
 }
 
 /// Runs `tracer report`; the exit code on success.
-pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
+pub fn run(args: &Args) -> anyhow::Result<u8> {
     let outputs: Vec<outfile::Output> = [
         ("--perfetto", &args.perfetto),
         ("--flamegraph", &args.flamegraph),
@@ -190,7 +191,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<u8> {
 
 fn write_output(
     mut out: impl Write,
-    args: &ReportArgs,
+    args: &Args,
     loaded: &Loaded,
     want_tree: bool,
     sel: &tree::Select,

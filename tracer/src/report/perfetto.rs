@@ -31,7 +31,7 @@ use super::fmt::{lossy, text};
 use super::history::{Ending, History, Origin, Proc, ProcIdx};
 use super::stats::ending_text;
 use super::walltime::rfc3339;
-use crate::output::names::errno_name;
+use crate::names::errno_name;
 
 /// Below this depth track names stop indenting and show the depth instead (a fork
 /// bomb can nest thousands deep).

@@ -16,7 +16,7 @@ use super::history::{Ending, History, ProcIdx};
 use super::reader::Records;
 use super::unit::cgroup_label;
 use super::walltime::rfc3339;
-use crate::output::names::{errno_name, signal_name};
+use crate::names::{errno_name, signal_name};
 
 /// Version of the JSON document's structure.
 pub const REPORT_VERSION: u32 = 1;

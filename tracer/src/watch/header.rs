@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::{Format, WatchArgs};
+use super::args::{Args, Format};
 
 /// The JSON Lines schema the writer follows (docs/events.md).
 pub const SCHEMA_VERSION: u64 = 1;
@@ -19,7 +19,7 @@ fn kernel_release() -> Option<String> {
 
 /// The watch options as a JSON object. The COMMAND is named by its program only:
 /// its arguments may hold secrets (its `exec` record has them).
-pub fn options(args: &WatchArgs) -> Value {
+pub fn options(args: &Args) -> Value {
     let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let alerts = args.alerts.config().map(|c| {
         json!({
@@ -58,7 +58,7 @@ pub fn options(args: &WatchArgs) -> Value {
 
 /// The fields of the `meta` record after the common ones, as JSON text
 /// (`,"tracer_version":...`), rendered once per run.
-pub fn meta_fields(args: &WatchArgs) -> Vec<u8> {
+pub fn meta_fields(args: &Args) -> Vec<u8> {
     let mut out = Vec::new();
     let mut field = |name: &str, v: Value| {
         out.extend_from_slice(b",\"");
@@ -76,17 +76,12 @@ pub fn meta_fields(args: &WatchArgs) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn watch(args: &[&str]) -> WatchArgs {
-        let cli = crate::cli::Cli::try_parse_from(
-            ["tracer", "watch"].into_iter().chain(args.iter().copied()),
-        )
-        .unwrap();
-        match cli.command {
-            crate::cli::Command::Watch(w) => w,
-            crate::cli::Command::Report(_) => unreachable!(),
-        }
+    fn watch(args: &[&str]) -> Args {
+        let argv: Vec<&str> = std::iter::once("watch")
+            .chain(args.iter().copied())
+            .collect();
+        super::super::args::parse(&argv).unwrap()
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `tracer watch`: load the programs, seed the tree from /proc, stream events.
 
+mod args;
 mod command;
 mod header;
 mod recheck;
@@ -21,7 +22,6 @@ use tracer_common::kind;
 
 use crate::{
     cgroup::CgroupResolver,
-    cli::{ColorWhen, Format, WatchArgs},
     decode,
     error::Exit,
     loader::{self, LoadOptions},
@@ -34,6 +34,7 @@ use crate::{
     record::{ProcId, Record},
 };
 
+pub use self::args::{AlertArgs, Args, ColorWhen, FileArgs, Format, RedactArgs};
 use self::{
     command::Spawned,
     sinks::{FileSink, Sinks},
@@ -60,7 +61,7 @@ const DRAIN_TIME: Duration = Duration::from_millis(20);
 /// How many of the busiest forkers the summary names.
 const TOP_FORKERS: usize = 5;
 
-pub fn run_blocking(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
+pub fn run_blocking(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,7 +82,7 @@ fn boottime_ns() -> u64 {
 
 /// Opens `-o FILE`. What is at FILE is checked first, so that a recording is never
 /// destroyed unasked and a wrong path gets a line saying what to give instead.
-fn open_output(path: &Path, args: &WatchArgs) -> anyhow::Result<OutputFile> {
+fn open_output(path: &Path, args: &Args) -> anyhow::Result<OutputFile> {
     let f = &args.file;
     let name = path.display();
     match std::fs::symlink_metadata(path) {
@@ -129,7 +130,7 @@ fn open_output(path: &Path, args: &WatchArgs) -> anyhow::Result<OutputFile> {
     })
 }
 
-fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
+fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
     // Before any file is created: a bad pattern leaves nothing behind.
     let redactor = args.redact.redactor()?;
     let mut writers = Vec::new();
@@ -185,7 +186,7 @@ enum End {
     FollowedGone,
 }
 
-async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
+async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     let started = Instant::now();
     let info = RunInfo::current().context("reading the host name, boot id and clocks")?;
     // Find the command and open outputs before loading anything, so a bad name

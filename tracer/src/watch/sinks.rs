@@ -233,7 +233,7 @@ impl Sinks {
                 let name = self
                     .cgroups
                     .path(*id)
-                    .map_or_else(|| format!("cgroup {id}"), crate::alerts::cgroup_label);
+                    .map_or_else(|| format!("cgroup {id}"), crate::alert_text::cgroup_label);
                 format!("{name} {r}/s")
             })
             .collect();

@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use self::progress::Progress;
-use crate::test::step;
-use crate::{build, cmd, ebpf, setup};
+use crate::cmd::{self, step};
+use crate::{build, ebpf, setup};
 
 /// Steps of a VM run, for the `step i/N` lines.
 const STEPS: usize = 5;

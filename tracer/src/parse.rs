@@ -1,0 +1,134 @@
+//! Parsers for command-line values that more than one frontend's arguments use:
+//! durations (`30s`), sizes (`16M`) and file modes (`0640`). Each returns a
+//! one-line error saying what was wrong and what to write instead.
+
+use std::time::Duration;
+
+/// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 30s, 5m, 1h or 500ms"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit {unit:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `16M`, `4096K`, `1G` or bytes; must be a power of two of at least 4 KiB
+/// (kernel/bpf/ringbuf.c ringbuf_map_alloc requires a page-aligned power of two).
+pub fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let bad =
+        || format!("{s:?}: the ring buffer size must be a power of two from 4K to 1G, e.g. 16M");
+    let bytes = parse_bytes(s, "4M, 16M or 64M")?;
+    if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
+        return Err(bad());
+    }
+    Ok(bytes as u32)
+}
+
+/// Parses a file size: `100M`, `512K`, `2G` or bytes (K, M, G are powers of 1024);
+/// at least 4K.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bytes = parse_bytes(s, "100M, 512K or 1G")?;
+    if bytes < 4096 {
+        return Err(format!("{s:?}: the size must be at least 4K"));
+    }
+    Ok(bytes)
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024); `examples`
+/// goes into the error for text that is no size.
+fn parse_bytes(s: &str, examples: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: use e.g. {examples}"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Parses permission bits in octal (`600`, `0640`, `0o640`). The owner must be able to
+/// read and write (tracer reopens its files); no setuid, setgid or sticky bits.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("{s:?} is not an octal mode: use e.g. 0600 or 0640"))?;
+    if mode > 0o777 {
+        return Err(format!(
+            "{s:?}: only permission bits (at most 0777) can be given"
+        ));
+    }
+    if mode & 0o600 != 0o600 {
+        return Err(format!(
+            "{s:?}: the owner must be able to read and write the file (e.g. 0600 or 0640)"
+        ));
+    }
+    Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes_and_modes() {
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("5000"), Ok(5000));
+        assert!(parse_size("1K").is_err());
+        assert!(parse_size("big").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("0o644"), Ok(0o644));
+        assert!(parse_mode("0400").unwrap_err().contains("owner"));
+        assert!(parse_mode("4755").is_err());
+        assert!(parse_mode("0x1f").is_err());
+        assert!(parse_mode("rw-").is_err());
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_ring_size("4096k"), Ok(4 << 20));
+        assert_eq!(parse_ring_size("65536"), Ok(65536));
+        assert!(parse_ring_size("3M").unwrap_err().contains("power of two"));
+        assert!(parse_ring_size("1K").is_err());
+        assert!(parse_ring_size("lots").is_err());
+    }
+}
