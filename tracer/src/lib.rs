@@ -6,6 +6,7 @@ pub mod cli;
 pub mod decode;
 pub mod event;
 pub mod kconfig;
+pub mod kernel_log;
 pub mod loader;
 pub mod model;
 pub mod output;
