@@ -27,7 +27,8 @@ EXAMPLES:
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
 pub struct Cli {
-    /// More detail on stderr (-v: kernel layout resolved at start-up).
+    /// More detail on stderr (-v: kernel layout resolved at start-up; -vv: also the
+    /// eBPF programs' own diagnostics, e.g. an argv or file name they could not read).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]

@@ -9,7 +9,7 @@ use aya::{
 };
 use tracer_common::{Config, ForkerKey, ForkerStats, kind};
 
-use crate::{btf, kconfig, tracefs};
+use crate::{btf, kconfig, kernel_log, tracefs};
 
 /// The eBPF object built by `cargo xtask build` (see tracer/build.rs); empty when
 /// the agent was built without it.
@@ -43,6 +43,17 @@ const SYSCALL_PROGRAMS: &[&str] = &[
 /// then the syscall tracepoints.
 pub fn program_names() -> impl Iterator<Item = &'static str> {
     BTF_PROGRAMS.iter().chain(SYSCALL_PROGRAMS).copied()
+}
+
+/// aya-log-ebpf's ring buffer of log records, and its size with `-vv` (aya-log-ebpf's default).
+const LOG_MAP: &str = "AYA_LOGS";
+const LOG_RING_SIZE: u32 = 128 * 1024;
+
+/// The smallest ring buffer there can be (kernel/bpf/ringbuf.c: a page).
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).unwrap_or(4096)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +92,8 @@ pub enum LoadError {
     MissingProgram(&'static str),
     #[error("eBPF map {name}: {why}")]
     Map { name: &'static str, why: String },
+    #[error("reading the eBPF programs' diagnostics: {0}")]
+    KernelLog(String),
 }
 
 /// An error and its sources as one line, each once ([`crate::error::one_line`]).
@@ -127,6 +140,9 @@ pub struct LoadOptions {
     pub ring_size: u32,
     /// Also send thread fork/exit events.
     pub threads: bool,
+    /// The programs' own diagnostics (`-vv`, see [`kernel_log`]); when off they
+    /// are compiled out by the verifier.
+    pub diagnostics: bool,
 }
 
 /// The programs, attached. Dropping this detaches them (the links belong to the
@@ -139,6 +155,8 @@ pub struct Loaded {
     pub counters: Counters,
     pub config: Config,
     pub tracefs: PathBuf,
+    /// The programs' diagnostics, to read when readable; `None` unless asked for.
+    pub kernel_log: Option<kernel_log::KernelLog>,
 }
 
 /// Per-kind totals, indexed by `tracer_common::kind`.
@@ -227,12 +245,21 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .map_err(|e| LoadError::AyaBtf(chain(&e)))?;
     drop(attach_btf);
 
+    let log_level = kernel_log::level(opts.diagnostics);
+    let log_ring = if opts.diagnostics {
+        LOG_RING_SIZE
+    } else {
+        page_size()
+    };
     // `EbpfLoader::new` parses the full vmlinux BTF (tens of MB of small
     // allocations, aya 0.14 has no way to skip it); `.btf()` drops that at once.
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&aya_btf))
         .override_global("CONFIG", &config, true)
         .map_max_entries("EVENTS", opts.ring_size)
+        .override_global(aya_log::LEVEL, &log_level, true)
+        // Nothing is written to it when diagnostics are off: one page then.
+        .map_max_entries(LOG_MAP, log_ring)
         .load(OBJECT)
         .map_err(|e| LoadError::Load(chain(&e)))?;
 
@@ -269,6 +296,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let lost = PerCpuArray::try_from(take(&mut ebpf, "LOST")?).map_err(map_err("LOST"))?;
     let seen = PerCpuArray::try_from(take(&mut ebpf, "SEEN")?).map_err(map_err("SEEN"))?;
     let forks = PerCpuHashMap::try_from(take(&mut ebpf, "FORKS")?).map_err(map_err("FORKS"))?;
+    let kernel_log = if opts.diagnostics {
+        Some(
+            aya_log::EbpfLogger::init_with_logger(&mut ebpf, kernel_log::Stderr)
+                .map_err(|e| LoadError::KernelLog(chain(&e)))?,
+        )
+    } else {
+        None
+    };
     Ok(Loaded {
         ebpf,
         ring,
@@ -276,6 +311,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         counters: Counters { seen, forks },
         config,
         tracefs,
+        kernel_log,
     })
 }
 

@@ -25,7 +25,7 @@ const BROKEN: i32 = 2;
 
 const USAGE: &str = "usage: tracer-workload MODE [ARGS]
 modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
-       threads-exit leader-exits-first thread-exec enoent script script-then-exec N
+       threads-exit leader-exits-first thread-exec enoent efault script script-then-exec N
        nonutf8 long-argv
        subreaper autoreap orphan-outlives wnowait storm [N]
        gated storm-gated DIR N fork-fail fork-on-cpus
@@ -49,6 +49,7 @@ fn main() {
         "leader-exits-first" => leader_exits_first(),
         "thread-exec" => thread_exec(),
         "enoent" => enoent(),
+        "efault" => efault(),
         "script" => script(),
         "script-then-exec" => script_then_exec(num_arg(&args, 1)),
         "nonutf8" => nonutf8(),
@@ -307,6 +308,33 @@ fn enoent() -> i32 {
         ));
     }
     report(json!({ "self": getpid(), "filename": "/nonexistent/tracer-test" }));
+    0
+}
+
+/// execve with a file name pointer that points at nothing: the kernel's getname
+/// fails with EFAULT (fs/namei.c strncpy_from_user), and so does the tracer's read
+/// of the name at the syscall's exit, which `-vv` shows as a kernel diagnostic.
+fn efault() -> i32 {
+    let argv = cstrings(&[b"tracer-test"]);
+    let ptrs = ptr_array(&argv);
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // Address 1 (the alignment of a char), never mapped: below vm.mmap_min_addr.
+    let bad = std::ptr::dangling::<libc::c_char>();
+    // SAFETY: the kernel checks the bad pointer and fails with EFAULT.
+    unsafe {
+        libc::execve(
+            bad,
+            ptrs.as_ptr() as *const *const libc::c_char,
+            envp.as_ptr(),
+        )
+    };
+    let err = errno();
+    if err != libc::EFAULT {
+        broken(&format!(
+            "efault: execve failed with errno {err}, expected EFAULT"
+        ));
+    }
+    report(json!({ "self": getpid() }));
     0
 }
 

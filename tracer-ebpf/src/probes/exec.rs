@@ -5,6 +5,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
+use aya_log_ebpf::warn;
 use tracer_common::{ARGV_LEN, EXEC_EVENT_MAX, ExecEvent, FILENAME_LEN, exec_flags, kind};
 
 use crate::{
@@ -44,6 +45,14 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
             FILENAME_LEN as u32,
             filename.cast(),
         );
+        if n < 0 {
+            warn!(
+                &ctx,
+                "exec of pid {}: reading bprm->filename failed (error {}); the record has no file name",
+                ev.header.pid,
+                n
+            );
+        }
         let n = if n > 0 { n as u32 - 1 } else { 0 };
         if n as usize >= FILENAME_LEN - 1 {
             ev.flags |= exec_flags::FILENAME_TRUNCATED;
@@ -53,6 +62,17 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         let mm = read_ptr(task, conf!(task_mm));
         let start = read::<u64>(mm, conf!(mm_arg_start));
         let end = read::<u64>(mm, conf!(mm_arg_end));
+        if end < start || start == 0 {
+            // A faulting read gives 0 (see task::read): a NULL mm, or offsets that
+            // do not fit this kernel's mm_struct.
+            warn!(
+                &ctx,
+                "exec of pid {}: unexpected argument area {:x}..{:x} in its mm (mm_struct arg_start..arg_end)",
+                ev.header.pid,
+                start,
+                end
+            );
+        }
         let mut len = end.wrapping_sub(start);
         if len > ARGV_LEN as u64 {
             len = ARGV_LEN as u64;
@@ -66,10 +86,20 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
             len
         };
         let mut got = 0u32;
-        if len > 0
-            && bpf_probe_read_user(buf.as_mut_ptr().add(FIXED).cast(), len, start as *const _) == 0
-        {
-            got = len;
+        if len > 0 {
+            let err = bpf_probe_read_user(buf.as_mut_ptr().add(FIXED).cast(), len, start as *const _);
+            if err == 0 {
+                got = len;
+            } else {
+                warn!(
+                    &ctx,
+                    "exec of pid {}: reading {} bytes of argv at {:x} failed (error {}); the record has no argv",
+                    ev.header.pid,
+                    len,
+                    start,
+                    err
+                );
+            }
         }
         ev.argv_len = got;
 

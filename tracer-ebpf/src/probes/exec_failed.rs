@@ -11,6 +11,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
+use aya_log_ebpf::warn;
 use tracer_common::{ExecFailedEvent, FILENAME_LEN, kind};
 
 use crate::{
@@ -87,6 +88,17 @@ fn exit(ctx: &TracePointContext) {
             FILENAME_LEN as u32,
             ptr as *const _,
         );
+        if n < 0 {
+            // execve((char *)1, ..) fails with EFAULT for the same reason.
+            warn!(
+                ctx,
+                "failed exec of pid {} (errno {}): reading the file name at {:x} failed (error {}); the record has no file name",
+                ev.header.pid,
+                ev.errno,
+                ptr,
+                n
+            );
+        }
         ev.filename_len = if n > 0 { n as u32 - 1 } else { 0 };
     }
     entry.submit(wakeup_flags());

@@ -5,6 +5,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
+use aya_log_ebpf::warn;
 use tracer_common::{WaitEvent, kind, wait_syscall};
 
 use crate::{
@@ -75,7 +76,20 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
         }
         let mut pid: i32 = 0;
         let addr = (infop as *const u8).wrapping_add(conf!(siginfo_pid) as usize);
-        if bpf_probe_read_user((&raw mut pid).cast(), 4, addr.cast()) != 0 || pid <= 0 {
+        let err = bpf_probe_read_user((&raw mut pid).cast(), 4, addr.cast());
+        if err != 0 {
+            // waitid succeeded, so the kernel itself wrote to infop: a failure
+            // here means its page went away in between.
+            warn!(
+                &ctx,
+                "waitid in tid {}: reading infop->si_pid at {:x} failed (error {}); no wait record",
+                tid,
+                addr as u64,
+                err
+            );
+            return 0;
+        }
+        if pid <= 0 {
             return 0;
         }
         emit(pid as u32, wait_syscall::WAITID);

@@ -203,6 +203,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     let loaded = loader::load(&LoadOptions {
         ring_size: args.ring_size,
         threads: args.threads,
+        diagnostics: verbose >= 2,
     })?;
     if verbose > 0 {
         eprintln!("tracer: tracefs at {}", loaded.tracefs.display());
@@ -216,8 +217,18 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         lost,
         counters,
         ebpf: _programs,
+        kernel_log,
         ..
     } = loaded;
+    let mut kernel_log = match kernel_log {
+        // SAFETY: the log ring's fd stays open and unchanged while owned by the AsyncFd.
+        Some(log) => Some(
+            unsafe { AsyncFd::register_with_interest(log, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("watching the eBPF programs' diagnostics")?,
+        ),
+        None => None,
+    };
     let lost_reader = LostReader {
         map: lost,
         seen: [0; kind::COUNT as usize],
@@ -314,6 +325,11 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                     caught_up = t0;
                 }
             }
+            guard = async { kernel_log.as_mut().expect("checked").readable_mut().await }, if kernel_log.is_some() => {
+                let mut guard = guard.context("waiting on the eBPF programs' diagnostics")?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
             _ = sigint.recv() => break End::Signal(libc::SIGINT),
             _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
             _ = sigchld.recv(), if spawned.is_some() => {
@@ -388,6 +404,10 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     }
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
+    // Diagnostics logged up to the end, before the summary.
+    if let Some(log) = kernel_log.as_mut() {
+        log.get_mut().flush();
+    }
     // Episodes whose quiet period has passed by now end in this recording: the run
     // may stop (tree gone, signal) before the next tick would have said so.
     sinks.tick(boottime_ns());
