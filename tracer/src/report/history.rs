@@ -71,6 +71,8 @@ pub struct Reap {
     pub reaper_pid: Option<u32>,
     pub reaper_comm: Option<Comm>,
     pub autoreap: bool,
+    /// Inferred from /proc: the zombie was found gone, no event showed the reap.
+    pub inferred: bool,
     /// Parent pid when reaped.
     pub ppid: u32,
 }
@@ -561,6 +563,7 @@ impl History {
                 reaper_pid,
                 reaper_comm,
                 autoreap,
+                inferred,
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
@@ -573,6 +576,7 @@ impl History {
                     reaper_pid,
                     reaper_comm,
                     autoreap,
+                    inferred,
                     ppid: s.ppid,
                 });
             }
