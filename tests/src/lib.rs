@@ -730,6 +730,16 @@ pub fn check_record(v: &Value) -> Result<(), String> {
             field(v, "reaper_pid", U64, true)?;
             field(v, "reaper_comm", Str, true)?;
             field(v, "autoreap", Bool, false)?;
+            // Only on an inferred reap: `"inferred": true` and its window.
+            if let Some(i) = v.get("inferred") {
+                if i != &Value::Bool(true) {
+                    return Err(format!("inferred {i} on a reap (only true)"));
+                }
+                field(v, "reaped_after_ns", U64, true)?;
+                field(v, "reaped_before_ns", U64, false)?;
+            } else if v.get("reaped_before_ns").is_some() {
+                return Err("reaped_before_ns on a reap not inferred".into());
+            }
         }
         "lost" => {
             field(v, "count", U64, false)?;

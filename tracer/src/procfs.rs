@@ -301,6 +301,12 @@ pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
     parse_stat(&stat).ok().map(|f| f.start_ticks)
 }
 
+/// Whether /proc has an entry for `pid` (a stat of the directory: the cheapest
+/// look-up; it cannot tell a reused pid, see [`start_ticks`] for that).
+pub fn pid_present(proc_root: &Path, pid: u32) -> bool {
+    fs::symlink_metadata(proc_root.join(pid.to_string())).is_ok()
+}
+
 /// This boot's random id (changes at every boot), from /proc/sys/kernel/random/boot_id.
 pub fn boot_id() -> io::Result<String> {
     read_trimmed("/proc/sys/kernel/random/boot_id")

@@ -106,6 +106,9 @@ pub enum Body {
         reaper_pid: Option<u32>,
         reaper_comm: Option<Comm>,
         autoreap: bool,
+        /// No event told the reap: the agent found the zombie gone from /proc
+        /// (see docs/events.md, `inferred`). `None` for a reap an event showed.
+        inferred: Option<ReapWindow>,
     },
     /// fork/vfork/clone/clone3 returned an error (EAGAIN from RLIMIT_NPROC or a
     /// cgroup's pids.max, ENOMEM, ...): the subject is the process that tried.
@@ -141,6 +144,16 @@ impl Body {
             Body::Lost { .. } => "lost",
         }
     }
+}
+
+/// When an inferred reap happened: after the process was last seen present
+/// (or exited), before it was first seen gone. CLOCK_BOOTTIME ns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReapWindow {
+    /// `None` when nothing bounds it (a zombie of the start-up snapshot that was
+    /// never seen present again).
+    pub after_ns: Option<u64>,
+    pub before_ns: u64,
 }
 
 /// What an alert is about.

@@ -30,6 +30,7 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        subreaper autoreap orphan-outlives wnowait storm [N]
        gated storm-gated DIR N fork-fail fork-on-cpus
        fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N
+       orphan-zombies N  subreaper-null-waitid N  subreaper-ignores-sigchld N
        fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS";
 
 fn main() {
@@ -81,6 +82,9 @@ fn main() {
         "fork-on-cpus" => fork_on_cpus(),
         "fork-storm" => fork_storm(num_arg(&args, 1), num_arg(&args, 2), num_arg(&args, 3)),
         "zombies" => zombies(num_arg(&args, 1), num_arg(&args, 2)),
+        "orphan-zombies" => orphan_zombies(num_arg(&args, 1)),
+        "subreaper-null-waitid" => subreaper_null_waitid(num_arg(&args, 1)),
+        "subreaper-ignores-sigchld" => subreaper_ignores_sigchld(num_arg(&args, 1)),
         "crash-loop" => crash_loop(),
         "nproc-burst" => nproc_burst(num_arg(&args, 1)),
         "fork-bomb" => fork_bomb(num_arg(&args, 1), args.get(2).map_or("", String::as_str)),
@@ -1405,5 +1409,156 @@ fn exec_storm(secs: u64) -> i32 {
         children += 1;
     }
     report(json!({ "self": getpid(), "children": children }));
+    0
+}
+
+/// CLOCK_BOOTTIME ns: the clock of the tracer's `ktime_ns`.
+fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A middle process forks `n` children that exit at once, waits until all are
+/// zombies, sends their pids, then (unless `exit_after`) waits to be killed.
+/// Returns (middle, children); `reset_sigchld` gives the middle process SIGCHLD's
+/// default back (a disposition of SIG_IGN is inherited and would autoreap them).
+fn middle_with_zombies(n: usize, exit_after: bool, reset_sigchld: bool) -> (i32, Vec<i32>) {
+    let (rd, wr) = pipe_or_die();
+    let middle = fork_or_die();
+    if middle == 0 {
+        close(rd);
+        if reset_sigchld {
+            // SAFETY: setting a disposition.
+            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+        }
+        let mut kids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let kid = fork_or_exit();
+            if kid == 0 {
+                child_exit(0);
+            }
+            kids.push(kid);
+        }
+        for &k in &kids {
+            if !wait_state(k, k, 'Z') {
+                child_exit(BROKEN);
+            }
+            write_u32(wr, k as u32);
+        }
+        close(wr);
+        if exit_after {
+            child_exit(0);
+        }
+        loop {
+            // SAFETY: waits for the SIGKILL.
+            unsafe { libc::pause() };
+        }
+    }
+    close(wr);
+    let kids: Vec<i32> = read_u32s(rd).into_iter().map(|k| k as i32).collect();
+    close(rd);
+    if kids.len() != n {
+        broken(&format!(
+            "expected {n} zombie pids from the middle process, got {}",
+            kids.len()
+        ));
+    }
+    (middle, kids)
+}
+
+/// Polls until every pid's /proc entry is gone; returns, per pid, the boottime at
+/// which it was first seen gone (the truth's upper bound).
+fn gone_times(pids: &[i32]) -> Vec<u64> {
+    let mut gone = vec![0u64; pids.len()];
+    let ok = poll(|| {
+        let mut left = false;
+        for (i, &p) in pids.iter().enumerate() {
+            if gone[i] == 0 {
+                if std::path::Path::new(&format!("/proc/{p}")).exists() {
+                    left = true;
+                } else {
+                    gone[i] = boottime_ns();
+                }
+            }
+        }
+        !left
+    });
+    if !ok {
+        broken("zombies were not released before the deadline");
+    }
+    gone
+}
+
+/// `n` zombies under a middle process that is then killed: init adopts and reaps
+/// them (kernel/exit.c forget_original_parent), with no wait the probes see.
+fn orphan_zombies(n: usize) -> i32 {
+    let (middle, kids) = middle_with_zombies(n, false, false);
+    let killed_ns = boottime_ns();
+    // SAFETY: kill of our own child.
+    unsafe { libc::kill(middle, libc::SIGKILL) };
+    let st = wait_pid(middle);
+    if !libc::WIFSIGNALED(st) {
+        broken(&format!(
+            "middle {middle}: status {st:#x}, expected SIGKILL"
+        ));
+    }
+    let gone = gone_times(&kids);
+    report(json!({
+        "self": getpid(), "middle": middle, "zombies": kids,
+        "orphaned_ns": killed_ns, "gone_ns": gone,
+    }));
+    0
+}
+
+/// A child subreaper adopts `n` zombies when their parent exits and reaps them
+/// with waitid(P_ALL, NULL infop): the kernel tells nobody whom it reaped.
+fn subreaper_null_waitid(n: usize) -> i32 {
+    // SAFETY: plain prctl on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        broken("PR_SET_CHILD_SUBREAPER failed");
+    }
+    let (middle, kids) = middle_with_zombies(n, true, false);
+    expect_exited(middle, wait_pid(middle), 0);
+    let orphaned_ns = boottime_ns();
+    let mut reaped_ns = Vec::with_capacity(n);
+    for _ in 0..n {
+        // SAFETY: a NULL infop is allowed (kernel/exit.c SYSCALL_DEFINE5(waitid)).
+        let rc = unsafe { libc::waitid(libc::P_ALL, 0, std::ptr::null_mut(), libc::WEXITED) };
+        if rc != 0 {
+            broken(&format!("waitid: {}", std::io::Error::last_os_error()));
+        }
+        reaped_ns.push(boottime_ns());
+    }
+    report(json!({
+        "self": getpid(), "middle": middle, "zombies": kids,
+        "orphaned_ns": orphaned_ns, "gone_ns": vec![*reaped_ns.last().unwrap_or(&orphaned_ns); n],
+    }));
+    0
+}
+
+/// A child subreaper that ignores SIGCHLD adopts `n` zombies when their parent
+/// exits: the kernel releases them right there (kernel/exit.c reparent_leader),
+/// with no wait at all.
+fn subreaper_ignores_sigchld(n: usize) -> i32 {
+    // SAFETY: plain prctl and a disposition on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0
+        || unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) } == libc::SIG_ERR
+    {
+        broken("PR_SET_CHILD_SUBREAPER or signal(SIGCHLD, SIG_IGN) failed");
+    }
+    let orphaned_ns = boottime_ns();
+    let (middle, kids) = middle_with_zombies(n, true, true);
+    let mut all = kids.clone();
+    all.push(middle);
+    let gone = gone_times(&all);
+    report(json!({
+        "self": getpid(), "middle": middle, "zombies": kids,
+        "orphaned_ns": orphaned_ns, "gone_ns": &gone[..kids.len()],
+    }));
     0
 }

@@ -182,6 +182,7 @@ impl World {
                 reaper_pid: Some(reaper),
                 reaper_comm: None,
                 autoreap: false,
+                inferred: None,
             },
         );
         self.procs.remove(&pid);

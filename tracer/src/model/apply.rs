@@ -78,7 +78,7 @@ impl Model {
         }
     }
 
-    fn is_uncertain(&self, id: ProcId) -> bool {
+    pub(super) fn is_uncertain(&self, id: ProcId) -> bool {
         self.procs.get(&id).is_some_and(|p| p.uncertain)
     }
 
@@ -306,6 +306,7 @@ impl Model {
                 reaper_pid: None,
                 reaper_comm: None,
                 autoreap: true,
+                inferred: None,
             };
             self.push(out, t, id, task, body);
             self.release(id);
@@ -349,6 +350,7 @@ impl Model {
             reaper_pid: Some(reaper.pid),
             reaper_comm,
             autoreap: false,
+            inferred: None,
         };
         if self.emits(child) {
             out.push(Record {
@@ -409,6 +411,7 @@ impl Model {
             reaper_pid,
             reaper_comm,
             autoreap: false,
+            inferred: None,
         };
         if self.emits(id) {
             out.push(Record {

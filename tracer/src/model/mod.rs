@@ -35,6 +35,7 @@
 
 mod apply;
 mod follow;
+mod inferred;
 mod proc;
 mod tree;
 
@@ -90,6 +91,8 @@ pub struct ModelStats {
     /// wait4/waitid returns that matched no zombie child (stop/continue reports,
     /// ptrace, other pid namespaces).
     pub unmatched_waits: u64,
+    /// Zombies found gone from /proc with no reap event ([`Model::reaped_unseen`]).
+    pub inferred_reaps: u64,
 }
 
 #[derive(Debug)]

@@ -48,6 +48,10 @@ pub enum ReapHow {
     /// Its task was freed while no wait had been seen: the reaper is inferred to be
     /// its parent at that moment, the only process that could wait for it.
     Free,
+    /// No event told it: the agent found the zombie gone from /proc
+    /// ([`super::Model::reaped_unseen`]); the reaper is its parent as the model
+    /// knows it.
+    Inferred,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -244,6 +244,7 @@ fn reap_of(r: &Record) -> (Option<u64>, Option<u32>, Option<Comm>, bool) {
             reaper_pid,
             reaper_comm,
             autoreap,
+            ..
         } => (*zombie_ns, *reaper_pid, *reaper_comm, *autoreap),
         other => panic!("not a reap: {other:?}"),
     }
@@ -1210,4 +1211,104 @@ fn random_event_sequences_keep_the_tree_sound() {
             }
         }
     }
+}
+
+fn window_of(r: &Record) -> Option<crate::record::ReapWindow> {
+    match &r.body {
+        Body::Reap { inferred, .. } => *inferred,
+        other => panic!("not a reap: {other:?}"),
+    }
+}
+
+#[test]
+fn an_orphaned_zombie_found_gone_is_reaped_by_its_adopter_inferred() {
+    let mut s = Sim::with_shell();
+    let dad = p(100, 10, 60);
+    let kid = p(101, 100, 61);
+    s.fork(dad, SH);
+    s.fork(kid, dad);
+    s.exit(kid, 0);
+    let exited = s.now;
+    // dad dies: init adopts the zombie (kernel/exit.c find_new_reaper) and reaps
+    // it with no wait the probes see.
+    s.exit(dad, 0);
+    s.wait(SH, 100);
+    assert_eq!(s.parent_of(kid), Some(1));
+    let seen = s.tick();
+    let gone = s.tick();
+    let mut out = Vec::new();
+    s.m.reaped_unseen(kid.id(), Some(seen), gone, &mut out);
+    s.m.check_invariants();
+    assert_eq!(types(&out), ["reap"]);
+    assert_eq!(out[0].ktime_ns, gone);
+    assert!(!out[0].uncertain);
+    assert_eq!(
+        reap_of(&out[0]),
+        (Some(gone - exited), Some(1), Some(INIT.comm), false)
+    );
+    let w = window_of(&out[0]).expect("inferred");
+    assert_eq!((w.after_ns, w.before_ns), (Some(seen), gone));
+    assert!(s.m.get(kid.id()).is_none_or(|p| p.is_released()));
+    assert_eq!(s.m.stats().inferred_reaps, 1);
+    assert_eq!(s.m.zombie_count(), 0);
+
+    // Its free, late (an RCU callback), and a repeated finding change nothing.
+    assert!(s.free(kid.ppid(1)).is_empty());
+    s.m.reaped_unseen(kid.id(), Some(seen), s.now, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(s.m.stats().inferred_reaps, 1);
+}
+
+#[test]
+fn an_inferred_reap_never_overrides_a_reap_event() {
+    let mut s = Sim::with_shell();
+    let kid = p(100, 10, 60);
+    s.fork(kid, SH);
+    s.exit(kid, 0);
+    // The agent found it gone at `gone`, but its wait was still in the ring; the
+    // watch layer applies events up to `gone` and the slack first, so the wait comes
+    // first and the finding is moot.
+    let gone = s.tick();
+    let r = s.wait(SH, 100);
+    assert_eq!(window_of(&r[0]), None);
+    let mut out = Vec::new();
+    s.m.reaped_unseen(kid.id(), None, gone, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(s.m.stats().inferred_reaps, 0);
+
+    // A zombie whose exit came with the window's start: never seen present, the
+    // window opens at its exit.
+    let z = p(102, 10, 62);
+    s.fork(z, SH);
+    s.exit(z, 0);
+    let exited = s.now;
+    let gone = s.tick();
+    s.m.reaped_unseen(z.id(), None, gone, &mut out);
+    let w = window_of(&out[0]).expect("inferred");
+    assert_eq!((w.after_ns, w.before_ns), (Some(exited), gone));
+    assert_eq!(reap_of(&out[0]).1, Some(10));
+
+    // A process the model thinks alive lost its exit: not a zombie reap but a
+    // presumed death (uncertain, no reaper), as after losses.
+    let a = p(103, 10, 63);
+    s.fork(a, SH);
+    out.clear();
+    s.m.reaped_unseen(a.id(), None, s.now, &mut out);
+    assert_eq!(reap_of(&out[0]), (None, None, None, false));
+    assert!(out[0].uncertain && window_of(&out[0]).is_none());
+    s.m.check_invariants();
+}
+
+#[test]
+fn zombies_are_listed_with_their_exit_time() {
+    let mut s = Sim::with_shell();
+    let (a, b) = (p(100, 10, 60), p(101, 10, 61));
+    s.fork(a, SH);
+    s.fork(b, SH);
+    s.exit(a, 0);
+    let exited = s.now;
+    s.seed(vec![p(102, 10, 62).seed('Z')]);
+    let mut z: Vec<_> = s.m.zombies().collect();
+    z.sort();
+    assert_eq!(z, [(a.id(), Some(exited)), (p(102, 10, 62).id(), None)]);
 }

@@ -237,6 +237,7 @@ impl Model {
                     reaper_pid: None,
                     reaper_comm: None,
                     autoreap: false,
+                    inferred: None,
                 },
                 uncertain: true,
             };

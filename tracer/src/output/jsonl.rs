@@ -309,6 +309,7 @@ fn encode(
             reaper_pid,
             reaper_comm,
             autoreap,
+            inferred,
         } => {
             opt_num(out, "zombie_ns", *zombie_ns);
             opt_num(out, "reaper_pid", reaper_pid.map(u64::from));
@@ -318,6 +319,12 @@ fn encode(
                 reaper_comm.as_ref().map(|c| c.as_bytes()),
             );
             boolean(out, "autoreap", *autoreap);
+            // Absent for a reap an event showed, like `uncertain`.
+            if let Some(w) = inferred {
+                boolean(out, "inferred", true);
+                opt_num(out, "reaped_after_ns", w.after_ns);
+                num(out, "reaped_before_ns", w.before_ns);
+            }
         }
         Body::Lost { kind, count } => {
             num(out, "count", *count);
@@ -649,6 +656,7 @@ mod tests {
             reaper_pid: Some(1234),
             reaper_comm: Some(Comm::new(b"bash")),
             autoreap: false,
+            inferred: None,
         });
         assert_eq!(
             per_type(m, "reap"),
@@ -660,6 +668,7 @@ mod tests {
             reaper_pid: None,
             reaper_comm: None,
             autoreap: true,
+            inferred: None,
         });
         assert_eq!(
             per_type(m, "reap"),
@@ -674,6 +683,7 @@ mod tests {
             reaper_pid: None,
             reaper_comm: None,
             autoreap: false,
+            inferred: None,
         };
         let mut marked = rec(body.clone());
         marked.uncertain = true;
@@ -880,6 +890,7 @@ mod tests {
                 reaper_pid: None,
                 reaper_comm: None,
                 autoreap: false,
+                inferred: None,
             },
             Body::Lost {
                 kind: "exec",

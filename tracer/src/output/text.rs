@@ -311,6 +311,7 @@ fn format_line(
             reaper_pid,
             reaper_comm,
             autoreap,
+            inferred,
         } => {
             pid_comm(out);
             out.extend_from_slice(b"  ");
@@ -329,8 +330,15 @@ fn format_line(
                 (false, None) => out.extend_from_slice(b"reaped"),
             }
             if let Some(ns) = zombie_ns {
-                out.extend_from_slice(b" after ");
+                out.extend_from_slice(if inferred.is_some() {
+                    b" within "
+                } else {
+                    b" after "
+                });
                 push_duration(out, *ns);
+            }
+            if inferred.is_some() {
+                out.extend_from_slice(b" (inferred: gone from /proc)");
             }
         }
         Body::Lost { kind, count } => {
@@ -536,6 +544,7 @@ mod tests {
             reaper_pid: Some(1234),
             reaper_comm: Some(Comm::new(b"bash")),
             autoreap: false,
+            inferred: None,
         };
         assert_eq!(
             line(Some(subject(1240, b"ls")), body),
@@ -546,6 +555,7 @@ mod tests {
             reaper_pid: None,
             reaper_comm: None,
             autoreap: true,
+            inferred: None,
         };
         assert_eq!(
             line(Some(subject(1240, b"ls")), body),

@@ -71,6 +71,8 @@ pub struct Reap {
     pub reaper_pid: Option<u32>,
     pub reaper_comm: Option<Comm>,
     pub autoreap: bool,
+    /// Inferred from /proc: the zombie was found gone, no event showed the reap.
+    pub inferred: bool,
     /// Parent pid when reaped.
     pub ppid: u32,
 }
@@ -584,6 +586,7 @@ impl History {
                 reaper_pid,
                 reaper_comm,
                 autoreap,
+                inferred,
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
@@ -596,6 +599,7 @@ impl History {
                     reaper_pid,
                     reaper_comm,
                     autoreap,
+                    inferred,
                     ppid: s.ppid,
                 });
             }

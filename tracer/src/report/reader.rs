@@ -157,6 +157,8 @@ pub enum Body {
         reaper_pid: Option<u32>,
         reaper_comm: Option<Comm>,
         autoreap: bool,
+        /// Found gone from /proc, no event showed it (`"inferred": true`).
+        inferred: bool,
     },
     ForkFailed {
         errno: u32,
@@ -361,6 +363,7 @@ struct Raw {
     reaper_pid: Option<u32>,
     reaper_comm: Option<String>,
     autoreap: Option<bool>,
+    inferred: Option<bool>,
     uncertain: Option<bool>,
     count: Option<u64>,
     kind: Option<String>,
@@ -563,6 +566,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             reaper_pid: raw.reaper_pid,
             reaper_comm: raw.reaper_comm.as_deref().map(|c| Comm::new(&bytes(c))),
             autoreap: raw.autoreap.unwrap_or(false),
+            inferred: raw.inferred.unwrap_or(false),
         },
         "fork_failed" => Body::ForkFailed {
             errno: need(raw.errno, "errno")?,

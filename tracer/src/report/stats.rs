@@ -127,6 +127,8 @@ pub struct Totals {
     pub exec_failures: u64,
     pub exits: u64,
     pub reaps: u64,
+    /// Of `reaps`, those inferred from /proc (no event showed them).
+    pub reaps_inferred: u64,
     pub fork_failures: u64,
     pub alive_at_end: u64,
     pub zombies_at_end: u64,
@@ -691,6 +693,7 @@ fn totals(h: &History) -> Totals {
         t.execs += p.execs.len() as u64;
         t.exits += u64::from(p.exit.is_some());
         t.reaps += u64::from(p.reap.is_some());
+        t.reaps_inferred += u64::from(p.reap.as_ref().is_some_and(|r| r.inferred));
         t.alive_at_end += u64::from(p.alive_at_end());
         t.zombies_at_end += u64::from(p.zombie_at_end());
     }

@@ -300,12 +300,20 @@ fn totals(o: &mut String, r: &Report) {
         thousands(t.in_snapshot),
         thousands(t.inferred),
     );
+    let reaps = match t.reaps_inferred {
+        0 => plural(t.reaps, "reap", "reaps"),
+        n => format!(
+            "{} ({} inferred from /proc)",
+            plural(t.reaps, "reap", "reaps"),
+            thousands(n)
+        ),
+    };
     let _ = writeln!(
         o,
         "  {}, {}, {}, {} created",
         plural(t.execs, "exec", "execs"),
         plural(t.exits, "exit", "exits"),
-        plural(t.reaps, "reap", "reaps"),
+        reaps,
         plural(t.threads_created, "thread", "threads"),
     );
     let _ = writeln!(

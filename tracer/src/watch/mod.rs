@@ -6,6 +6,7 @@ mod header;
 mod recheck;
 mod sinks;
 mod summary;
+mod zombies;
 
 use std::{
     io::{self, IsTerminal, Write},
@@ -296,6 +297,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     let mut lost_reader = lost_reader;
     let mut tree_gone_at: Option<Instant> = None;
     let mut recheck = recheck::Recheck::new();
+    let mut zombies = zombies::Zombies::new();
     // When the ring was last found empty (boottime): every event stamped before
     // then has been applied.
     let mut caught_up = 0u64;
@@ -347,6 +349,8 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                     caught_up = t0;
                 }
                 lost_reader.poll(&mut model, &mut records);
+                let applied = model.applied_upto().max(caught_up);
+                zombies.run(&mut model, boottime_ns(), applied, &mut records);
                 sinks.write_all(&mut records);
                 sinks.tick(boottime_ns());
                 if let Some(s) = spawned.as_mut() { s.reap(); }
@@ -404,6 +408,35 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     }
     lost_reader.poll(&mut model, &mut records);
     sinks.write_all(&mut records);
+    // Zombies /proc no longer has, checked once more whatever their age: found
+    // gone at `v`, they are released once the ring is drained past `v` and the
+    // reordering slack, so a reap event still in the ring is taken first.
+    let v = boottime_ns();
+    if zombies.check_all(&model, v) > 0 {
+        tokio::time::sleep(Duration::from_nanos(recheck::REORDER_SLACK_NS)).await;
+        let mut rounds = args.ring_size as usize / 64 / DRAIN_MAX + 1;
+        let applied = loop {
+            let t0 = boottime_ns();
+            if !drain(
+                ring.get_mut(),
+                &mut model,
+                &mut records,
+                &mut sinks,
+                &mut decode_errors,
+            ) {
+                // Found empty: everything stamped before t0 is applied.
+                break t0;
+            }
+            if rounds == 0 {
+                // Not caught up: only what the events applied vouch for.
+                break model.applied_upto();
+            }
+            rounds -= 1;
+        };
+        zombies.finish(&mut model, applied, &mut records);
+        sinks.write_all(&mut records);
+        sinks.end_batch(&model);
+    }
     // Diagnostics logged up to the end, before the summary.
     if let Some(log) = kernel_log.as_mut() {
         log.get_mut().flush();

@@ -1,0 +1,243 @@
+//! Zombie truth on the real kernel, tracing the whole machine (no `-p`/`--`):
+//! zombies reaped with no wait the probes see (by init after their parent died,
+//! by a subreaper with waitid(P_ALL, NULL infop), by a subreaper that ignores
+//! SIGCHLD) each get a reap record within 2 s of when the workload saw them gone
+//! from /proc, from the reaper the kernel chose, and `tracer report` counts none
+//! of them as still zombies.
+//!
+//! Needs root and a built tracer (`sudo cargo xtask test`). Records are matched by
+//! proc_id (taken from each zombie's fork under the workload's middle process), so
+//! other processes on the machine with reused pids do not count. No fixed sleeps:
+//! every wait is on a record or a marker, with a deadline.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use tracer_tests::{
+    Proc, Rec, STEP_DEADLINE, complete_records, facts_in, poll_until, run_dir, run_tracer,
+    workload_bin,
+};
+
+/// How far an inferred reap may be from the truth (the bound).
+const TRUTH_SLACK_NS: u64 = 2_000_000_000;
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+fn nums(facts: &Value, key: &str) -> Vec<u64> {
+    facts[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {facts}"))
+        .iter()
+        .map(|v| v.as_u64().expect("number"))
+        .collect()
+}
+
+fn num(facts: &Value, key: &str) -> u64 {
+    facts[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {facts}"))
+}
+
+enum Reaper {
+    Init,
+    Workload,
+}
+
+/// Traces the machine while `tracer-workload MODE N` runs, waits until every
+/// zombie it reports has a reap record, stops the tracer with SIGINT, and checks
+/// each zombie's exit and reap and the report.
+fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) {
+    let dir = run_dir(mode);
+    let out = dir.join("trace.jsonl");
+    let mut tracer = Proc::tracer(&["watch", "--quiet", "-o", s(&out)]);
+    let started = poll_until(STEP_DEADLINE, || {
+        std::fs::read(&out).is_ok_and(|b| b.contains(&b'\n')) || tracer.try_status().is_some()
+    });
+    assert!(
+        started && tracer.try_status().is_none(),
+        "no first record\n{}",
+        tracer.describe()
+    );
+
+    let ran = Command::new(workload_bin())
+        .args([mode, &n.to_string()])
+        .output()
+        .expect("run the workload");
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "workload {mode}: {}\n{stdout}\n{}",
+        ran.status,
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let facts = facts_in(&stdout).unwrap_or_else(|| panic!("no pids line: {stdout}"));
+    let me = num(&facts, "self") as u32;
+    let middle = num(&facts, "middle") as u32;
+    let zombies: Vec<u32> = nums(&facts, "zombies").iter().map(|&p| p as u32).collect();
+    let gone = nums(&facts, "gone_ns");
+    let orphaned = num(&facts, "orphaned_ns");
+    assert_eq!(zombies.len(), n);
+
+    // Each zombie's proc_id, from its fork under the middle process. One pass
+    // over the records: the whole machine's recording is large.
+    let ids = |recs: &[Rec]| -> Vec<Option<String>> {
+        let forks: std::collections::HashMap<u32, &str> = recs
+            .iter()
+            .filter(|r| r.ty() == "fork" && r.ppid() == Some(middle))
+            .filter_map(|r| Some((r.pid()?, r.proc_id()?)))
+            .collect();
+        zombies
+            .iter()
+            .map(|z| forks.get(z).map(|s| s.to_string()))
+            .collect()
+    };
+    let reaps_of = |recs: &[Rec]| -> std::collections::HashMap<String, usize> {
+        let mut m = std::collections::HashMap::new();
+        for r in recs.iter().filter(|r| r.ty() == "reap") {
+            if let Some(id) = r.proc_id() {
+                *m.entry(id.to_string()).or_default() += 1;
+            }
+        }
+        m
+    };
+    let reaped = |reaps: &std::collections::HashMap<String, usize>, id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| reaps.get(id))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut recs = Vec::new();
+    let all = poll_until(STEP_DEADLINE, || {
+        recs = complete_records(&out);
+        let reaps = reaps_of(&recs);
+        ids(&recs).iter().all(|id| reaped(&reaps, id) > 0) || tracer.try_status().is_some()
+    });
+    tracer.signal(libc::SIGINT);
+    tracer.wait_exit_within(STEP_DEADLINE);
+    let recs = complete_records(&out);
+    let ids = ids(&recs);
+    let reaps = reaps_of(&recs);
+    let missing: Vec<u32> = zombies
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| reaped(&reaps, id) == 0)
+        .map(|(&z, _)| z)
+        .collect();
+    assert!(
+        all && missing.is_empty(),
+        "{} of {n} zombies have no reap in {} (first: {:?})\n{}",
+        missing.len(),
+        out.display(),
+        &missing[..missing.len().min(10)],
+        tracer.describe()
+    );
+
+    let want_reaper = match reaper {
+        Reaper::Init => 1,
+        Reaper::Workload => me,
+    };
+    let mut inferred_count = 0;
+    let mut ends = std::collections::HashMap::<(&str, &str), Vec<&Rec>>::new();
+    for r in recs
+        .iter()
+        .filter(|r| matches!(r.ty(), "exit" | "reap") && !r.thread())
+    {
+        if let Some(id) = r.proc_id() {
+            ends.entry((r.ty(), id)).or_default().push(r);
+        }
+    }
+    for ((&z, id), &gone_ns) in zombies.iter().zip(&ids).zip(&gone) {
+        let id = id.as_deref().unwrap_or("");
+        let of = |ty: &str| ends.get(&(ty, id)).cloned().unwrap_or_default();
+        let (exits, reaps) = (of("exit"), of("reap"));
+        assert_eq!(exits.len(), 1, "zombie {z}: exits {exits:?}");
+        assert_eq!(reaps.len(), 1, "zombie {z}: reaps {reaps:?}");
+        let (exit, reap) = (exits[0], reaps[0]);
+        let t = reap.u64("ktime_ns").expect("ktime_ns");
+        let exited = exit.u64("ktime_ns").expect("ktime_ns");
+        assert!(
+            t >= exited && t >= orphaned && t <= gone_ns + TRUTH_SLACK_NS,
+            "zombie {z}: reaped at {t}, exited {exited}, orphaned {orphaned}, seen gone {gone_ns}: {reap:?}"
+        );
+        assert_eq!(
+            reap.u64("reaper_pid"),
+            Some(u64::from(want_reaper)),
+            "zombie {z}: reaper: {reap:?}"
+        );
+        if reap.bool("inferred") == Some(true) {
+            inferred_count += 1;
+            let before = reap.u64("reaped_before_ns").expect("reaped_before_ns");
+            let after = reap.u64("reaped_after_ns").expect("reaped_after_ns");
+            assert!(
+                after >= exited && after <= before && before == t,
+                "{reap:?}"
+            );
+            assert_eq!(reap.u64("zombie_ns"), Some(t - exited), "{reap:?}");
+        }
+    }
+    if inferred {
+        assert!(
+            inferred_count > 0,
+            "no reap was inferred: {mode} is meant to need it"
+        );
+    }
+
+    // The report: none of ours among the still zombies, and it counts exactly the
+    // processes of the recording that exited (or were zombies at start-up) with no
+    // reap; it says how many reaps were inferred.
+    let rep = run_tracer(&["report".as_ref(), out.as_os_str()], None).ok();
+    let still = rep
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("still zombies at the end: "))
+        .unwrap_or_else(|| panic!("no still-zombies line:\n{}", rep.stdout));
+    let still: u64 = still.replace(',', "").parse().expect("a count");
+    let mut ended = std::collections::BTreeMap::<&str, (bool, bool)>::new();
+    for r in &recs {
+        let Some(id) = r.proc_id() else { continue };
+        let e = ended.entry(id).or_default();
+        match r.ty() {
+            "exit" if !r.thread() => e.0 = true,
+            "process" if r.str("state") == Some("Z") => e.0 = true,
+            "reap" => e.1 = true,
+            _ => {}
+        }
+    }
+    let unreaped: Vec<&&str> = ended
+        .iter()
+        .filter(|(_, (exit, reap))| *exit && !*reap)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        still,
+        unreaped.len() as u64,
+        "report: {still} still zombies, the recording has {unreaped:?}\n{}",
+        rep.stdout
+    );
+    if inferred_count > 0 {
+        assert!(
+            rep.stdout.contains(" inferred from /proc)"),
+            "the report does not say reaps were inferred:\n{}",
+            rep.stdout
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn orphaned_zombies_adopted_by_init_get_their_reaps() {
+    zombies_get_true_reaps("orphan-zombies", 1000, Reaper::Init, true);
+}
+
+#[test]
+fn a_subreaper_reaping_with_a_null_infop_gets_its_reaps() {
+    zombies_get_true_reaps("subreaper-null-waitid", 20, Reaper::Workload, false);
+}
+
+#[test]
+fn a_subreaper_ignoring_sigchld_releases_its_adopted_zombies() {
+    zombies_get_true_reaps("subreaper-ignores-sigchld", 20, Reaper::Workload, false);
+}
