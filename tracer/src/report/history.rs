@@ -20,8 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::fmt::basename;
-use super::reader::{Body, Rec, Records, Run, Subject};
+use super::reader::{Rec, Records, Run};
 use crate::event::Comm;
+use crate::output::escape::json_text;
+use crate::record::{Body, Record, Subject};
 use crate::record::{NS_PER_TICK, ProcId};
 
 /// Index into [`History::procs`].
@@ -423,10 +425,13 @@ impl History {
     fn apply(&mut self, rec: Rec) {
         let Rec {
             run,
-            ktime_ns: t,
-            subject,
-            body,
-            uncertain,
+            record:
+                Record {
+                    ktime_ns: t,
+                    subject,
+                    body,
+                    uncertain,
+                },
             ..
         } = rec;
         let Some(s) = &subject else {
@@ -434,7 +439,7 @@ impl History {
                 self.lost.push(Lost {
                     run,
                     ktime_ns: t,
-                    kind,
+                    kind: kind.into_owned(),
                     count,
                 });
             }
@@ -445,6 +450,7 @@ impl History {
                 filename,
                 argv,
                 state,
+                ..
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
@@ -506,6 +512,7 @@ impl History {
                 filename,
                 argv,
                 argv_truncated,
+                ..
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
@@ -586,19 +593,24 @@ impl History {
                 });
             }
             Body::Lost { .. } => {}
-            Body::Alert {
-                alert,
-                end,
-                message,
-            } => {
+            Body::Alert(alert) => {
                 // Only looked up: an alert is not a record of the culprit's life (an
                 // `alert_end` may name a process long gone).
                 let proc = self.find(run, s.proc_id);
+                // The message as the recording has it (non-UTF-8 bytes as `\xNN`).
+                let message = match &alert.message {
+                    Some(kept) => json_text(kept),
+                    None => json_text(&crate::alerts::message(
+                        &alert,
+                        Some(s),
+                        s.cgroup.as_deref(),
+                    )),
+                };
                 self.alerts.push(AlertSeen {
                     run,
                     ktime_ns: t,
-                    alert,
-                    end,
+                    alert: alert.kind.name().to_owned(),
+                    end: alert.end,
                     message,
                     proc,
                 });
