@@ -253,6 +253,7 @@ pub struct Alert {
     pub what: String,
     /// The whole message, when a recording gave one that is not what
     /// [`crate::alerts::message`] composes from these fields (written by hand or
-    /// by another version): kept as it was. `None` from the alert engine.
+    /// by another version): kept as it was, and written instead of the composed
+    /// one; `what` is then empty. `None` from the alert engine.
     pub message: Option<Vec<u8>>,
 }

@@ -337,7 +337,7 @@ impl<'de> Deserialize<'de> for Figures {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Figures, A::Error> {
                 let mut figures = Vec::new();
                 while let Some((name, n)) = map.next_entry::<String, u64>()? {
-                    figures.push((Name::Owned(name), n));
+                    figures.push((Name::Owned(text(name)), n));
                 }
                 Ok(Figures(figures))
             }
@@ -385,6 +385,16 @@ fn bytes(s: &str) -> Vec<u8> {
         unescape(s)
     } else {
         s.as_bytes().to_vec()
+    }
+}
+
+/// Text the writer wrote as bytes (a cgroup path, a name): the `\xNN` escapes
+/// undone, and anything that is then not UTF-8 replaced (U+FFFD).
+fn text(s: String) -> String {
+    if s.contains('\\') {
+        String::from_utf8_lossy(&unescape(&s)).into_owned()
+    } else {
+        s
     }
 }
 
@@ -487,7 +497,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
                 cgroup_id: raw.cgroup_id.unwrap_or(0),
                 cgroup: None,
             },
-            raw.cgroup,
+            raw.cgroup.map(text),
         ))
     };
     let (subject, cgroup) = match subject {
@@ -549,7 +559,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             errno: need(raw.errno, "errno")?,
         },
         "lost" => Body::Lost {
-            kind: Name::Owned(need(raw.kind, "kind")?),
+            kind: Name::Owned(text(need(raw.kind, "kind")?)),
             count: need(raw.count, "count")?,
         },
         "alert" | "alert_end" => {
@@ -582,7 +592,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             let mut alert = Alert {
                 kind,
                 end: ty == "alert_end",
-                scope: Name::Owned(raw.scope.unwrap_or_default()),
+                scope: Name::Owned(text(raw.scope.unwrap_or_default())),
                 // Older or hand-made lines without it: the alert's own time.
                 since_ns: raw.since_ktime_ns.unwrap_or(ktime_ns),
                 filename: raw.filename.as_deref().map(bytes),
