@@ -312,6 +312,48 @@ pub(crate) mod tests {
         );
     }
 
+    /// The host stage puts the path in the record, one shared copy per cgroup.
+    #[test]
+    fn fill_puts_the_shared_path_in_the_record() {
+        let Some(root) = cgroup2_root_or_skip() else {
+            return;
+        };
+        let Some(own) = own_cgroup() else {
+            eprintln!("skipped: /proc/self/cgroup has no 0:: line");
+            return;
+        };
+        let ino = fs::metadata(root.join(own.trim_start_matches('/')))
+            .unwrap()
+            .ino();
+        let record = |cgroup_id| Record {
+            ktime_ns: 1,
+            subject: Some(crate::record::Subject {
+                pid: 1,
+                tid: 1,
+                ppid: 0,
+                proc_id: crate::record::ProcId {
+                    pid: 1,
+                    start_ticks: 1,
+                },
+                comm: crate::event::Comm::new(b"init"),
+                uid: Some(0),
+                cgroup_id,
+                cgroup: None,
+            }),
+            body: crate::record::Body::ForkFailed { errno: 11 },
+            uncertain: false,
+        };
+        let mut r = CgroupResolver::new();
+        let (mut a, mut b, mut unknown) = (record(ino), record(ino), record(0));
+        r.fill(&mut a);
+        r.fill(&mut b);
+        r.fill(&mut unknown);
+        let path = |rec: &Record| rec.subject.as_ref().unwrap().cgroup.clone();
+        assert_eq!(path(&a).as_deref(), Some(own.as_str()));
+        assert!(Arc::ptr_eq(&path(&a).unwrap(), &path(&b).unwrap()));
+        assert_eq!(path(&unknown), None, "id 0 is unknown");
+    }
+
     #[test]
     fn own_cgroup_resolves_both_ways() {
         let Some(root) = cgroup2_root_or_skip() else {

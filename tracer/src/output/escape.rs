@@ -188,6 +188,23 @@ mod tests {
         serde_json::from_str::<String>(&json(bytes)).expect("escaped output is a JSON string")
     }
 
+    #[test]
+    fn json_text_is_what_a_json_reader_decodes() {
+        let cases: [&[u8]; 8] = [
+            b"plain",
+            b"",
+            b"\\xff literal \\x4",
+            b"\\x41\\\\x41",
+            b"\xff\xfe\xc3",
+            "日本 \u{200b}".as_bytes(),
+            b"\n\t\"\x01\x7f",
+            b"a\\",
+        ];
+        for c in cases {
+            assert_eq!(json_text(c), decoded(c), "{c:?}");
+        }
+    }
+
     fn text(bytes: &[u8]) -> String {
         let mut out = Vec::new();
         escape_text_into(&mut out, bytes);
