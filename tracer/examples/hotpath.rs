@@ -225,11 +225,13 @@ fn run_pipeline(evs: &[Vec<u8>], threads: bool) -> (u64, usize) {
                 {
                     *argv_redacted |= redactor.redact_argv(argv);
                 }
-                w.write(&r, &mut cgroups).unwrap();
+                cgroups.fill(&mut r);
+                w.write(&r).unwrap();
                 n += 1;
                 alerts.observe(&r, &mut raised);
-                for a in raised.drain(..) {
-                    w.write(&a, &mut cgroups).unwrap();
+                for mut a in raised.drain(..) {
+                    cgroups.fill(&mut a);
+                    w.write(&a).unwrap();
                 }
             }
         }

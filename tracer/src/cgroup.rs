@@ -17,7 +17,10 @@ use foldhash::{HashMap, HashMapExt};
 use std::fs;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::record::Record;
 
 /// How often at most a lookup miss may walk the hierarchy again.
 pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,8 +29,8 @@ pub struct CgroupResolver {
     /// Where cgroup2 is mounted; `None` when it is not (then every lookup is `None`).
     root: Option<PathBuf>,
     /// id → path relative to the mount, starting with `/` (the root is `/`), the
-    /// form /proc/PID/cgroup uses.
-    by_id: HashMap<u64, String>,
+    /// form /proc/PID/cgroup uses. Shared with the records that carry it.
+    by_id: HashMap<u64, Arc<str>>,
     /// Ids a scan did not find → number of scans done when that first happened.
     /// An id still missing after one more scan is given up on for good.
     misses: HashMap<u64, u64>,
@@ -100,7 +103,28 @@ impl CgroupResolver {
         if !self.by_id.contains_key(&id) {
             self.on_miss(id);
         }
-        self.by_id.get(&id).map(String::as_str)
+        self.by_id.get(&id).map(|p| &**p)
+    }
+
+    /// [`Self::path`], shared: what a record carries (no allocation per record).
+    pub fn shared_path(&mut self, id: u64) -> Option<Arc<str>> {
+        if id == 0 || self.root.is_none() {
+            return None;
+        }
+        if !self.by_id.contains_key(&id) {
+            self.on_miss(id);
+        }
+        self.by_id.get(&id).cloned()
+    }
+
+    /// The host stage's part of a record: its subject's cgroup path, from its id,
+    /// so every sink shows the same path without resolving it again.
+    pub fn fill(&mut self, rec: &mut Record) {
+        if let Some(s) = rec.subject.as_mut()
+            && s.cgroup.is_none()
+        {
+            s.cgroup = self.shared_path(s.cgroup_id);
+        }
     }
 
     /// The id of the cgroup at `rel` (relative to the mount, with or without the
@@ -120,7 +144,7 @@ impl CgroupResolver {
         let id = meta.ino();
         self.by_id
             .entry(id)
-            .or_insert_with(|| format!("/{trimmed}"));
+            .or_insert_with(|| Arc::from(format!("/{trimmed}")));
         Some(id)
     }
 
@@ -151,7 +175,7 @@ impl CgroupResolver {
         self.scans += 1;
         match fs::metadata(&root) {
             Ok(meta) => {
-                self.by_id.insert(meta.ino(), "/".to_owned());
+                self.by_id.insert(meta.ino(), Arc::from("/"));
             }
             Err(_) => {
                 self.scan_errors += 1;
@@ -180,7 +204,8 @@ impl CgroupResolver {
                     continue;
                 }
                 let child_rel = format!("{rel}/{}", entry.file_name().to_string_lossy());
-                self.by_id.insert(entry.ino(), child_rel.clone());
+                self.by_id
+                    .insert(entry.ino(), Arc::from(child_rel.as_str()));
                 stack.push((entry.path(), child_rel));
             }
         }
@@ -285,6 +310,48 @@ pub(crate) mod tests {
             cgroup2_mount_point("31 23 0:28 / /x rw - tmpfs tmpfs rw\n"),
             None
         );
+    }
+
+    /// The host stage puts the path in the record, one shared copy per cgroup.
+    #[test]
+    fn fill_puts_the_shared_path_in_the_record() {
+        let Some(root) = cgroup2_root_or_skip() else {
+            return;
+        };
+        let Some(own) = own_cgroup() else {
+            eprintln!("skipped: /proc/self/cgroup has no 0:: line");
+            return;
+        };
+        let ino = fs::metadata(root.join(own.trim_start_matches('/')))
+            .unwrap()
+            .ino();
+        let record = |cgroup_id| Record {
+            ktime_ns: 1,
+            subject: Some(crate::record::Subject {
+                pid: 1,
+                tid: 1,
+                ppid: 0,
+                proc_id: crate::record::ProcId {
+                    pid: 1,
+                    start_ticks: 1,
+                },
+                comm: crate::event::Comm::new(b"init"),
+                uid: Some(0),
+                cgroup_id,
+                cgroup: None,
+            }),
+            body: crate::record::Body::ForkFailed { errno: 11 },
+            uncertain: false,
+        };
+        let mut r = CgroupResolver::new();
+        let (mut a, mut b, mut unknown) = (record(ino), record(ino), record(0));
+        r.fill(&mut a);
+        r.fill(&mut b);
+        r.fill(&mut unknown);
+        let path = |rec: &Record| rec.subject.as_ref().unwrap().cgroup.clone();
+        assert_eq!(path(&a).as_deref(), Some(own.as_str()));
+        assert!(Arc::ptr_eq(&path(&a).unwrap(), &path(&b).unwrap()));
+        assert_eq!(path(&unknown), None, "id 0 is unknown");
     }
 
     #[test]

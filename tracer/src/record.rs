@@ -1,10 +1,20 @@
 //! What the process model tells the world: one [`Record`] per line of output.
 //!
-//! Pure data. The model fills these in; the writers in [`crate::output`] add the
-//! per-run fields (`seq`, wall-clock `ts`, `host`, `boot_id`) and turn cgroup ids
-//! into paths.
+//! Pure data, and the one type for a record both ways: the model fills these
+//! in, the host stage adds the cgroup path, the writers in [`crate::output`] add
+//! the per-run fields (`seq`, wall-clock `ts`, `host`, `boot_id`), and
+//! `tracer report` reads a JSON Lines line back into the same [`Record`]
+//! (`crate::report::reader`). A new field is added here once.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::event::Comm;
+
+/// A name the agent writes from a fixed set (`lost` kinds, alert scopes and
+/// figure names): borrowed on the agent's hot path, owned only when a reader
+/// meets one this version does not know.
+pub type Name = Cow<'static, str>;
 
 /// Names one process for its whole life: its pid and its start time in clock
 /// ticks since boot (USER_HZ, as in /proc/PID/stat field 22), so processes seen
@@ -47,6 +57,10 @@ pub struct Subject {
     pub uid: Option<u32>,
     /// cgroup v2 id, 0 if unknown.
     pub cgroup_id: u64,
+    /// cgroup v2 path of `cgroup_id` (`/` is the root), put in by the host stage
+    /// (`crate::cgroup::CgroupResolver::fill`) before a writer sees the record;
+    /// `None` from the model and when it is unknown. Shared: few distinct paths.
+    pub cgroup: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,8 +82,9 @@ pub enum Body {
     Process {
         filename: Option<Vec<u8>>,
         argv: Vec<Vec<u8>>,
-        /// ps STAT letter (R, S, D, Z, T, ...).
-        state: char,
+        /// ps STAT letter (R, S, D, Z, T, ...); always known to the agent,
+        /// `None` only for a recording that lacks it.
+        state: Option<char>,
         /// Secrets in `argv` were replaced by `***` ([`crate::redact`]); set by
         /// the writer side, false from the model.
         argv_redacted: bool,
@@ -123,7 +138,7 @@ pub enum Body {
     /// Events the kernel could not deliver (ring buffer full).
     Lost {
         /// Event kind name (`fork`, `exec`, ...).
-        kind: &'static str,
+        kind: Name,
         count: u64,
     },
 }
@@ -171,6 +186,18 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 4] = [
+        AlertKind::ForkStorm,
+        AlertKind::ZombieBuildup,
+        AlertKind::CrashLoop,
+        AlertKind::ForkFailures,
+    ];
+
+    /// The kind of an `alert` field ([`Self::name`]).
+    pub fn from_name(name: &str) -> Option<AlertKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The `alert` field in JSON Lines.
     pub fn name(self) -> &'static str {
         match self {
@@ -215,7 +242,7 @@ pub struct Alert {
     /// The episode ended (`alert_end`); false when it begins (`alert`).
     pub end: bool,
     /// What was counted together: `process`, `cgroup`, `parent_executable`, `user_cgroup`.
-    pub scope: &'static str,
+    pub scope: Name,
     /// When the condition began to hold (ktime ns).
     pub since_ns: u64,
     /// The culprit's executable and arguments, as last seen.
@@ -225,7 +252,7 @@ pub struct Alert {
     pub parent: Option<AlertProc>,
     /// The numbers that tripped it (or, at the end, that sum the episode up),
     /// name (with its unit) and value.
-    pub figures: Vec<(&'static str, u64)>,
+    pub figures: Vec<(Name, u64)>,
     /// Executables involved and how many processes ran each, most first: a fork
     /// storm's children.
     pub executables: Vec<(Option<Vec<u8>>, u64)>,
@@ -237,4 +264,9 @@ pub struct Alert {
     /// writers put the kind, the culprit and its cgroup in front
     /// ([`crate::alert_text::message`]).
     pub what: String,
+    /// The whole message, when a recording gave one that is not what
+    /// [`crate::alerts::message`] composes from these fields (written by hand or
+    /// by another version): kept as it was, and written instead of the composed
+    /// one; `what` is then empty. `None` from the alert engine.
+    pub message: Option<Vec<u8>>,
 }

@@ -96,12 +96,12 @@ fn step(l: &mut Loop, cfg: &Config, now: u64, out: &mut Vec<Record>) {
                 .map(|s| s.exit)
                 .collect();
             a.figures = vec![
-                ("crashes", n as u64),
-                ("within_ns", now.saturating_sub(first)),
-                ("window_ns", cfg.crash_window_ns),
+                ("crashes".into(), n as u64),
+                ("within_ns".into(), now.saturating_sub(first)),
+                ("window_ns".into(), cfg.crash_window_ns),
             ];
             if let Some(m) = median {
-                a.figures.push(("median_lifetime_ns", m));
+                a.figures.push(("median_lifetime_ns".into(), m));
             }
             let under = match &c.parent {
                 Some(p) => format!(
@@ -128,7 +128,10 @@ fn step(l: &mut Loop, cfg: &Config, now: u64, out: &mut Vec<Record>) {
         Step::End { since, until } => {
             if let Some(c) = l.culprit.take() {
                 let mut a = c.alert(AlertKind::CrashLoop, "parent_executable", since, true);
-                a.figures = vec![("duration_ns", until - since), ("crashes", l.in_episode)];
+                a.figures = vec![
+                    ("duration_ns".into(), until - since),
+                    ("crashes".into(), l.in_episode),
+                ];
                 a.what = format!(
                     "after {}: {} failures",
                     span(until - since),

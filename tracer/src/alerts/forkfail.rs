@@ -96,10 +96,10 @@ fn step(b: &mut Burst, procs: &Procs, cfg: &Config, now: u64, out: &mut Vec<Reco
             let mut a = c.alert(AlertKind::ForkFailures, "user_cgroup", since, false);
             a.errno = Some(errno);
             a.figures = vec![
-                ("failures", n as u64),
-                ("within_ns", now.saturating_sub(first)),
-                ("processes", per_proc.len() as u64),
-                ("by_culprit", by_who),
+                ("failures".into(), n as u64),
+                ("within_ns".into(), now.saturating_sub(first)),
+                ("processes".into(), per_proc.len() as u64),
+                ("by_culprit".into(), by_who),
             ];
             let others = match per_proc.len() - 1 {
                 0 => String::new(),
@@ -126,7 +126,10 @@ fn step(b: &mut Burst, procs: &Procs, cfg: &Config, now: u64, out: &mut Vec<Reco
             if let Some(c) = b.culprit.take() {
                 let mut a = c.alert(AlertKind::ForkFailures, "user_cgroup", since, true);
                 a.errno = Some(b.errno);
-                a.figures = vec![("duration_ns", until - since), ("failures", b.in_episode)];
+                a.figures = vec![
+                    ("duration_ns".into(), until - since),
+                    ("failures".into(), b.in_episode),
+                ];
                 a.what = format!(
                     "after {}: {} failed forks",
                     span(until - since),

@@ -240,7 +240,7 @@ impl Engine {
         s: &Subject,
         filename: &Option<Vec<u8>>,
         argv: &[Vec<u8>],
-        state: char,
+        state: Option<char>,
         t: u64,
         out: &mut Vec<Record>,
     ) {
@@ -253,7 +253,7 @@ impl Engine {
                 argv: argv.to_vec(),
             });
         }
-        if state == 'Z' {
+        if state == Some('Z') {
             // When it exited is unknown: it has been a zombie at least since now.
             self.became_zombie(id, t, out);
         }
@@ -422,6 +422,7 @@ impl Culprit {
                 comm: Default::default(),
                 uid: None,
                 cgroup_id: 0,
+                cgroup: None,
             },
             image: Arc::default(),
             parent: None,
@@ -446,7 +447,7 @@ impl Culprit {
         Alert {
             kind,
             end,
-            scope,
+            scope: scope.into(),
             since_ns,
             filename: self.image.filename.clone(),
             argv: self.image.argv.clone(),
@@ -456,6 +457,7 @@ impl Culprit {
             exits: Vec::new(),
             errno: None,
             what: String::new(),
+            message: None,
         }
     }
 

@@ -187,13 +187,14 @@ fn step_key(
             let mut a = c.alert(AlertKind::ForkStorm, scope.name(), since, false);
             a.executables = run.exes.top(5);
             a.figures = vec![
-                ("rate_per_s", rate),
-                ("threshold_per_s", cfg.storm_rate),
-                ("for_ns", now - since),
-                ("children", run.children),
-                ("peak_per_s", run.peak),
+                ("rate_per_s".into(), rate),
+                ("threshold_per_s".into(), cfg.storm_rate),
+                ("for_ns".into(), now - since),
+                ("children".into(), run.children),
+                ("peak_per_s".into(), run.peak),
             ];
-            a.figures.extend_from_slice(extra);
+            a.figures
+                .extend(extra.iter().map(|&(name, n)| (name.into(), n)));
             let most = a
                 .executables
                 .first()
@@ -225,9 +226,9 @@ fn step_key(
                 let mut a = c.alert(AlertKind::ForkStorm, scope.name(), since, true);
                 a.executables = run.exes.top(5);
                 a.figures = vec![
-                    ("duration_ns", until - since),
-                    ("children", run.children),
-                    ("peak_per_s", run.peak),
+                    ("duration_ns".into(), until - since),
+                    ("children".into(), run.children),
+                    ("peak_per_s".into(), run.peak),
                 ];
                 a.what = format!(
                     "after {}: {} children, peak {}/s",

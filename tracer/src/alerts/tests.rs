@@ -50,6 +50,7 @@ impl World {
             comm: p.comm,
             uid: Some(p.uid),
             cgroup_id: p.cgroup_id,
+            cgroup: None,
         }
     }
 
@@ -101,7 +102,7 @@ impl World {
             Body::Process {
                 filename: Some(filename.as_bytes().to_vec()),
                 argv: vec![comm.as_bytes().to_vec(), b"--serve".to_vec()],
-                state,
+                state: Some(state),
                 argv_redacted: false,
             },
         );
@@ -409,7 +410,7 @@ fn one_parent_storm_is_not_also_a_cgroup_storm() {
     }
     let alerts = w.of(AlertKind::ForkStorm, false);
     assert_eq!(alerts.len(), 1, "{:?}", w.kinds());
-    assert_eq!((alerts[0].0.pid, alerts[0].1.scope), (100, "process"));
+    assert_eq!((alerts[0].0.pid, &*alerts[0].1.scope), (100, "process"));
 }
 
 #[test]
@@ -821,7 +822,7 @@ fn threads_and_records_without_subject_are_ignored() {
             ktime_ns: 1,
             subject: None,
             body: Body::Lost {
-                kind: "fork",
+                kind: "fork".into(),
                 count: 100,
             },
             uncertain: false,

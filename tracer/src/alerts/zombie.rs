@@ -136,10 +136,10 @@ fn step(h: &mut Holder, procs: &Procs, cfg: &Config, id: ProcId, now: u64, out: 
             let c = Culprit::of_or_unknown(procs, id);
             let mut a = c.alert(AlertKind::ZombieBuildup, "process", since, false);
             a.figures = vec![
-                ("zombies", count),
-                ("oldest_zombie_ns", oldest),
-                ("max_zombies", cfg.zombie_max),
-                ("max_age_ns", cfg.zombie_age_ns),
+                ("zombies".into(), count),
+                ("oldest_zombie_ns".into(), oldest),
+                ("max_zombies".into(), cfg.zombie_max),
+                ("max_age_ns".into(), cfg.zombie_age_ns),
             ];
             let why = if too_many {
                 format!("more than {}", thousands(cfg.zombie_max))
@@ -159,10 +159,10 @@ fn step(h: &mut Holder, procs: &Procs, cfg: &Config, id: ProcId, now: u64, out: 
             if let Some(c) = h.culprit.take() {
                 let mut a = c.alert(AlertKind::ZombieBuildup, "process", since, true);
                 a.figures = vec![
-                    ("duration_ns", until - since),
-                    ("peak_zombies", h.peak),
-                    ("oldest_zombie_ns", h.oldest),
-                    ("zombies", count),
+                    ("duration_ns".into(), until - since),
+                    ("peak_zombies".into(), h.peak),
+                    ("oldest_zombie_ns".into(), h.oldest),
+                    ("zombies".into(), count),
                 ];
                 a.what = format!(
                     "after {}: at most {} {}, the oldest {} old; {} left",

@@ -258,7 +258,7 @@ impl Model {
             body: Body::Process {
                 filename: p.filename.as_deref().map(<[u8]>::to_vec),
                 argv: p.argv.to_vec(),
-                state,
+                state: Some(state),
                 argv_redacted: false,
             },
             uncertain: p.uncertain,
@@ -323,7 +323,7 @@ impl Model {
             ktime_ns,
             subject: None,
             body: Body::Lost {
-                kind: tracer_common::kind::name(kind),
+                kind: tracer_common::kind::name(kind).into(),
                 count,
             },
             uncertain: false,
@@ -425,6 +425,7 @@ impl Model {
             comm: task.comm,
             uid: Some(task.uid),
             cgroup_id: task.cgroup_id,
+            cgroup: None,
         }
     }
 
@@ -439,6 +440,7 @@ impl Model {
             comm: p.comm,
             uid: p.uid,
             cgroup_id: p.cgroup_id,
+            cgroup: None,
         })
     }
 }

@@ -898,7 +898,7 @@ fn seeding_parents_first_with_zombies() {
     };
     assert_eq!(
         (state, filename.as_deref(), argv.len()),
-        ('Z', Some(&b"/bin/p11"[..]), 1)
+        (Some('Z'), Some(&b"/bin/p11"[..]), 1)
     );
     let sub = subj(&r[1]);
     assert_eq!(
@@ -985,7 +985,7 @@ fn lost_events() {
             ktime_ns: 500,
             subject: None,
             body: Body::Lost {
-                kind: "fork",
+                kind: "fork".into(),
                 count: 3
             },
             uncertain: false
@@ -994,7 +994,7 @@ fn lost_events() {
     assert_eq!(
         out[1].body,
         Body::Lost {
-            kind: "unknown",
+            kind: "unknown".into(),
             count: 2
         }
     );

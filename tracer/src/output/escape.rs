@@ -113,6 +113,34 @@ pub fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
+/// The string value a JSON reader gets for `bytes` written by
+/// [`escape_bytes_into`] (`\xNN` for invalid bytes, as text).
+pub fn json_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut start = 0;
+        for (i, b) in valid.bytes().enumerate() {
+            let looks_like_escape = b == b'\\'
+                && valid.as_bytes().get(i + 1) == Some(&b'x')
+                && valid.as_bytes().get(i + 2).is_some_and(|&c| is_hex(c))
+                && valid.as_bytes().get(i + 3).is_some_and(|&c| is_hex(c));
+            if looks_like_escape {
+                out.push_str(&valid[start..i]);
+                out.push_str("\\x5c");
+                start = i + 1;
+            }
+        }
+        out.push_str(&valid[start..]);
+        for &b in chunk.invalid() {
+            out.push_str("\\x");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    out
+}
+
 /// Writes `bytes` for a human at a terminal: valid, printable UTF-8 as it is;
 /// invalid bytes and control characters (C0, DEL, C1) as `\xNN` per byte, so an
 /// argument cannot inject escape sequences. Not reversible: backslashes stay as
@@ -158,6 +186,23 @@ mod tests {
     /// The decoded JSON string value, as a reader would see it.
     fn decoded(bytes: &[u8]) -> String {
         serde_json::from_str::<String>(&json(bytes)).expect("escaped output is a JSON string")
+    }
+
+    #[test]
+    fn json_text_is_what_a_json_reader_decodes() {
+        let cases: [&[u8]; 8] = [
+            b"plain",
+            b"",
+            b"\\xff literal \\x4",
+            b"\\x41\\\\x41",
+            b"\xff\xfe\xc3",
+            "日本 \u{200b}".as_bytes(),
+            b"\n\t\"\x01\x7f",
+            b"a\\",
+        ];
+        for c in cases {
+            assert_eq!(json_text(c), decoded(c), "{c:?}");
+        }
     }
 
     fn text(bytes: &[u8]) -> String {

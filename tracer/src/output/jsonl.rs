@@ -11,7 +11,6 @@ use super::RunInfo;
 use super::escape::escape_bytes_into;
 use super::time::Rfc3339Cache;
 use crate::alert_text::message;
-use crate::cgroup::CgroupResolver;
 use crate::names::{errno_name, signal_name};
 use crate::record::{Alert, Body, ProcId, Record};
 use crate::units::push_u64;
@@ -90,7 +89,7 @@ impl<W: Write> JsonlWriter<W> {
 
     /// Writes one record as one line. `seq` only advances when the line was
     /// handed to the buffer, so the numbers in the output have no gaps.
-    pub fn write(&mut self, rec: &Record, cgroups: &mut CgroupResolver) -> io::Result<()> {
+    pub fn write(&mut self, rec: &Record) -> io::Result<()> {
         let seq = self.written + 1;
         self.line.clear();
         encode(
@@ -100,7 +99,6 @@ impl<W: Write> JsonlWriter<W> {
             self.realtime_offset_ns,
             &mut self.ts,
             rec,
-            cgroups,
         );
         self.out.write_all(&self.line)?;
         self.written = seq;
@@ -214,7 +212,6 @@ fn encode(
     realtime_offset_ns: i128,
     ts: &mut Rfc3339Cache,
     rec: &Record,
-    cgroups: &mut CgroupResolver,
 ) {
     common(
         out,
@@ -234,7 +231,7 @@ fn encode(
         proc_id_value(out, s.proc_id);
         string(out, "comm", s.comm.as_bytes());
         opt_num(out, "uid", s.uid.map(u64::from));
-        opt_string(out, "cgroup", cgroups.path(s.cgroup_id).map(str::as_bytes));
+        opt_string(out, "cgroup", s.cgroup.as_deref().map(str::as_bytes));
         num(out, "cgroup_id", s.cgroup_id);
     }
 
@@ -249,7 +246,11 @@ fn encode(
             argv(out, args);
             boolean(out, "argv_redacted", *argv_redacted);
             let mut buf = [0u8; 4];
-            string(out, "state", state.encode_utf8(&mut buf).as_bytes());
+            opt_string(
+                out,
+                "state",
+                state.map(|c| &*c.encode_utf8(&mut buf)).map(str::as_bytes),
+            );
         }
         Body::Fork {
             parent_proc_id,
@@ -330,11 +331,14 @@ fn encode(
             num(out, "count", *count);
             string(out, "kind", kind.as_bytes());
         }
-        Body::Alert(a) => {
-            let cgroup = rec.subject.as_ref().and_then(|s| cgroups.path(s.cgroup_id));
-            let msg = message(a, rec.subject.as_ref(), cgroup);
-            alert(out, a, &msg);
-        }
+        Body::Alert(a) => match &a.message {
+            Some(kept) => alert(out, a, kept),
+            None => {
+                let cgroup = rec.subject.as_ref().and_then(|s| s.cgroup.as_deref());
+                let msg = message(a, rec.subject.as_ref(), cgroup);
+                alert(out, a, &msg);
+            }
+        },
     }
     // Optional: absent unless events were lost, so output without losses is as
     // before.
@@ -449,6 +453,7 @@ mod tests {
             comm: Comm::new(b"bash"),
             uid: Some(1000),
             cgroup_id: 0,
+            cgroup: None,
         }
     }
 
@@ -469,9 +474,8 @@ mod tests {
     /// Writes the records and parses every line back.
     fn roundtrip(recs: &[Record]) -> Vec<serde_json::Map<String, Value>> {
         let mut w = JsonlWriter::new(Vec::new(), info());
-        let mut cg = CgroupResolver::unavailable();
         for r in recs {
-            w.write(r, &mut cg).unwrap();
+            w.write(r).unwrap();
         }
         assert_eq!(w.records_written(), recs.len() as u64);
         let bytes = w.into_inner().unwrap();
@@ -528,7 +532,7 @@ mod tests {
         let m = one(Body::Process {
             filename: Some(b"/usr/bin/bash".to_vec()),
             argv: vec![b"-bash".to_vec(), b"".to_vec()],
-            state: 'S',
+            state: Some('S'),
             argv_redacted: false,
         });
         assert_eq!(
@@ -539,7 +543,7 @@ mod tests {
         let m = one(Body::Process {
             filename: None,
             argv: vec![],
-            state: 'Z',
+            state: Some('Z'),
             argv_redacted: true,
         });
         assert_eq!(
@@ -695,7 +699,7 @@ mod tests {
     #[test]
     fn lost_record_has_no_process_fields() {
         let m = one(Body::Lost {
-            kind: "exec",
+            kind: "exec".into(),
             count: 12,
         });
         assert_eq!(per_type(m, "lost"), json!({"count": 12, "kind": "exec"}));
@@ -704,7 +708,7 @@ mod tests {
     #[test]
     fn seq_is_gap_free_from_one() {
         let bodies = (0..1000).map(|i| Body::Lost {
-            kind: "fork",
+            kind: "fork".into(),
             count: i,
         });
         let recs: Vec<_> = bodies.map(rec).collect();
@@ -743,36 +747,30 @@ mod tests {
         assert_eq!(unescape(m["comm"].as_str().unwrap()), b"c\x80mm");
     }
 
+    /// The writer writes the path the record carries; it resolves nothing.
     #[test]
-    fn cgroup_path_is_resolved() {
-        let Some(cg_root) = crate::cgroup::tests::cgroup2_root_or_skip() else {
-            return;
-        };
-        let mut cg = CgroupResolver::new();
-        let root_id = cg.id_of_path("/").unwrap();
+    fn cgroup_path_comes_from_the_record() {
         let mut r = rec(Body::Process {
             filename: None,
             argv: vec![],
-            state: 'R',
+            state: Some('R'),
             argv_redacted: false,
         });
         r.subject = Some(Subject {
-            cgroup_id: root_id,
+            cgroup_id: 4242,
+            cgroup: Some("/system.slice/x.service".into()),
             ..subject()
         });
-        let mut w = JsonlWriter::new(Vec::new(), info());
-        w.write(&r, &mut cg).unwrap();
-        let line = w.into_inner().unwrap();
-        let v: Value = serde_json::from_slice(&line).unwrap();
-        assert_eq!(v["cgroup"], json!("/"), "root {}", cg_root.display());
-        assert_eq!(v["cgroup_id"], json!(root_id));
+        let m = roundtrip(&[r]).remove(0);
+        assert_eq!(m["cgroup"], json!("/system.slice/x.service"));
+        assert_eq!(m["cgroup_id"], json!(4242));
     }
 
     fn sample_alert(end: bool) -> Alert {
         Alert {
             kind: AlertKind::CrashLoop,
             end,
-            scope: "parent_executable",
+            scope: "parent_executable".into(),
             since_ns: 1_500_000_000,
             filename: Some(b"/usr/sbin/w\xff".to_vec()),
             argv: vec![b"w".to_vec(), b"-d".to_vec()],
@@ -785,7 +783,10 @@ mod tests {
                 comm: Comm::new(b"systemd"),
                 filename: None,
             }),
-            figures: vec![("crashes", 5), ("median_lifetime_ns", 120_000_000)],
+            figures: vec![
+                ("crashes".into(), 5),
+                ("median_lifetime_ns".into(), 120_000_000),
+            ],
             executables: vec![(Some(b"/bin/true".to_vec()), 7), (None, 2)],
             exits: vec![
                 AlertExit {
@@ -799,6 +800,7 @@ mod tests {
             ],
             errno: Some(11),
             what: "failed 5 times".into(),
+            message: None,
         }
     }
 
@@ -859,7 +861,7 @@ mod tests {
             Body::Process {
                 filename: None,
                 argv: vec![],
-                state: 'S',
+                state: Some('S'),
                 argv_redacted: false,
             },
             Body::Fork {
@@ -893,7 +895,7 @@ mod tests {
                 inferred: None,
             },
             Body::Lost {
-                kind: "exec",
+                kind: "exec".into(),
                 count: 1,
             },
             Body::ForkFailed { errno: 11 },
@@ -922,14 +924,10 @@ mod tests {
     #[test]
     fn meta_record_has_the_common_fields_then_its_own() {
         let mut w = JsonlWriter::unbuffered(Vec::new(), info());
-        let mut cg = CgroupResolver::unavailable();
-        w.write(
-            &rec(Body::Lost {
-                kind: "exec",
-                count: 1,
-            }),
-            &mut cg,
-        )
+        w.write(&rec(Body::Lost {
+            kind: "exec".into(),
+            count: 1,
+        }))
         .unwrap();
         w.write_meta(2_000_000_123, br#","kernel":"6.1""#).unwrap();
         assert_eq!(w.records_written(), 2);
@@ -946,7 +944,6 @@ mod tests {
     #[test]
     fn one_line_per_record() {
         let mut w = JsonlWriter::new(Vec::new(), info());
-        let mut cg = CgroupResolver::unavailable();
         let r = rec(Body::Exec {
             filename: b"a\nb".to_vec(),
             argv: vec![b"x\ny\r".to_vec()],
@@ -954,8 +951,8 @@ mod tests {
             old_tid: None,
             argv_redacted: false,
         });
-        w.write(&r, &mut cg).unwrap();
-        w.write(&r, &mut cg).unwrap();
+        w.write(&r).unwrap();
+        w.write(&r).unwrap();
         let out = w.into_inner().unwrap();
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 2);
     }

@@ -2,8 +2,9 @@
 //! schema in docs/events.md) and one readable line per event for people
 //! ([`TextWriter`]).
 //!
-//! Both writers own the sink, add the per-run fields (wall clock, host, boot id)
-//! and resolve cgroup ids to paths through a [`CgroupResolver`] the caller keeps.
+//! Both writers own the sink and add the per-run fields (wall clock, host, boot
+//! id). They resolve nothing: the cgroup path is in the record before they see it
+//! ([`crate::cgroup::CgroupResolver::fill`]).
 
 pub mod escape;
 pub mod file;
@@ -16,7 +17,6 @@ use std::io::{self, Write};
 pub use jsonl::JsonlWriter;
 pub use text::TextWriter;
 
-use crate::cgroup::CgroupResolver;
 use crate::record::Record;
 
 /// What every record of one run shares.
@@ -82,10 +82,10 @@ pub enum Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn write(&mut self, rec: &Record, cgroups: &mut CgroupResolver) -> io::Result<()> {
+    pub fn write(&mut self, rec: &Record) -> io::Result<()> {
         match self {
-            Writer::Text(w) => w.write(rec, cgroups),
-            Writer::Jsonl(w) => w.write(rec, cgroups),
+            Writer::Text(w) => w.write(rec),
+            Writer::Jsonl(w) => w.write(rec),
         }
     }
 

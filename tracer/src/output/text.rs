@@ -19,7 +19,6 @@ use super::RunInfo;
 use super::escape::escape_text_into;
 use super::time::push_time_of_day_us;
 use crate::alert_text::message;
-use crate::cgroup::CgroupResolver;
 use crate::event::Comm;
 use crate::names::{errno_name, signal_name};
 use crate::record::{Body, Record};
@@ -50,11 +49,12 @@ impl<W: Write> TextWriter<W> {
         }
     }
 
-    /// Writes one line. Cgroups are shown only in alerts, which name the culprit's.
-    pub fn write(&mut self, rec: &Record, cgroups: &mut CgroupResolver) -> io::Result<()> {
+    /// Writes one line. Cgroups are shown only in alerts, which name the culprit's
+    /// (the path the host stage put in the record).
+    pub fn write(&mut self, rec: &Record) -> io::Result<()> {
         self.line.clear();
         let cgroup = match (&rec.body, &rec.subject) {
-            (Body::Alert(_), Some(s)) => cgroups.path(s.cgroup_id),
+            (Body::Alert(_), Some(s)) => s.cgroup.as_deref(),
             _ => None,
         };
         format_line(
@@ -189,7 +189,7 @@ fn format_line(
             pid_comm(out);
             out.extend_from_slice(b"  ");
             let mut buf = [0u8; 4];
-            out.extend_from_slice(state.encode_utf8(&mut buf).as_bytes());
+            out.extend_from_slice(state.map_or("-", |c| &*c.encode_utf8(&mut buf)).as_bytes());
             out.extend_from_slice(b"  ");
             match filename {
                 Some(f) => escape_text_into(out, f),
@@ -396,12 +396,13 @@ mod tests {
             comm: Comm::new(comm),
             uid: Some(0),
             cgroup_id: 0,
+            cgroup: None,
         }
     }
 
     fn line_with(rec: &Record, color: bool) -> String {
         let mut w = TextWriter::new(Vec::new(), info(), color);
-        w.write(rec, &mut CgroupResolver::unavailable()).unwrap();
+        w.write(rec).unwrap();
         assert_eq!(w.records_written(), 1);
         String::from_utf8(w.into_inner().unwrap()).unwrap()
     }
@@ -568,7 +569,7 @@ mod tests {
         let body = Body::Process {
             filename: Some(b"/usr/bin/bash".to_vec()),
             argv: vec![b"-bash".to_vec()],
-            state: 'S',
+            state: Some('S'),
             argv_redacted: false,
         };
         assert_eq!(
@@ -578,7 +579,7 @@ mod tests {
         let body = Body::Process {
             filename: None,
             argv: vec![],
-            state: 'I',
+            state: Some('I'),
             argv_redacted: false,
         };
         assert_eq!(
@@ -586,7 +587,7 @@ mod tests {
             format!("{T}  process         2 kthreadd  I  -  [kthreadd]\n")
         );
         let body = Body::Lost {
-            kind: "exec",
+            kind: "exec".into(),
             count: 12,
         };
         assert_eq!(
@@ -599,12 +600,12 @@ mod tests {
         Body::Alert(Box::new(crate::record::Alert {
             kind: crate::record::AlertKind::ForkStorm,
             end,
-            scope: "process",
+            scope: "process".into(),
             since_ns: 0,
             filename: Some(b"/usr/bin/bash".to_vec()),
             argv: vec![b"bash".to_vec()],
             parent: None,
-            figures: vec![("rate_per_s", 2310)],
+            figures: vec![("rate_per_s".into(), 2310)],
             executables: vec![],
             exits: vec![],
             errno: None,
@@ -613,6 +614,7 @@ mod tests {
             } else {
                 "forked 2,310/s for 5.0 s".into()
             },
+            message: None,
         }))
     }
 

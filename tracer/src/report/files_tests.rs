@@ -160,7 +160,11 @@ fn meta_records_are_run_information_not_bad_lines() {
     assert_eq!(options["rotate_size"], json!(1048576));
     assert_eq!(run.records.get("meta"), Some(&2));
     // A meta is not an event: none of them is among the records.
-    assert!(r.records.iter().all(|rec| rec.body.type_name() != "meta"));
+    assert!(
+        r.records
+            .iter()
+            .all(|rec| rec.record.body.type_name() != "meta")
+    );
 }
 
 #[test]

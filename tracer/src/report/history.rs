@@ -20,8 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::fmt::basename;
-use super::reader::{Body, Rec, Records, Run, Subject};
+use super::reader::{Rec, Records, Run};
 use crate::event::Comm;
+use crate::output::escape::json_text;
+use crate::record::{Body, Record, Subject};
 use crate::record::{NS_PER_TICK, ProcId};
 
 /// Index into [`History::procs`].
@@ -448,10 +450,13 @@ impl History {
     fn apply(&mut self, rec: Rec) {
         let Rec {
             run,
-            ktime_ns: t,
-            subject,
-            body,
-            uncertain,
+            record:
+                Record {
+                    ktime_ns: t,
+                    subject,
+                    body,
+                    uncertain,
+                },
             ..
         } = rec;
         let Some(s) = &subject else {
@@ -459,7 +464,7 @@ impl History {
                 self.lost.push(Lost {
                     run,
                     ktime_ns: t,
-                    kind,
+                    kind: kind.into_owned(),
                     count,
                 });
             }
@@ -470,6 +475,7 @@ impl History {
                 filename,
                 argv,
                 state,
+                ..
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
@@ -531,6 +537,7 @@ impl History {
                 filename,
                 argv,
                 argv_truncated,
+                ..
             } => {
                 let i = self.subject(run, t, s);
                 let p = &mut self.procs[i];
@@ -599,7 +606,7 @@ impl History {
                     reaper_pid,
                     reaper_comm,
                     autoreap,
-                    inferred,
+                    inferred: inferred.is_some(),
                     ppid: s.ppid,
                 });
             }
@@ -613,19 +620,24 @@ impl History {
                 });
             }
             Body::Lost { .. } => {}
-            Body::Alert {
-                alert,
-                end,
-                message,
-            } => {
+            Body::Alert(alert) => {
                 // Only looked up: an alert is not a record of the culprit's life (an
                 // `alert_end` may name a process long gone).
                 let proc = self.find(run, s.proc_id);
+                // The message as the recording has it (non-UTF-8 bytes as `\xNN`).
+                let message = match &alert.message {
+                    Some(kept) => json_text(kept),
+                    None => json_text(&crate::alert_text::message(
+                        &alert,
+                        Some(s),
+                        s.cgroup.as_deref(),
+                    )),
+                };
                 self.alerts.push(AlertSeen {
                     run,
                     ktime_ns: t,
-                    alert,
-                    end,
+                    alert: alert.kind.name().to_owned(),
+                    end: alert.end,
                     message,
                     proc,
                 });

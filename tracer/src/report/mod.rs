@@ -28,6 +28,8 @@ pub mod walltime;
 #[cfg(test)]
 mod files_tests;
 #[cfg(test)]
+mod roundtrip_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod views_tests;

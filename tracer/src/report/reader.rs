@@ -28,13 +28,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::lines::{Line, LineReader};
 use super::progress::Progress;
 use super::walltime::parse_rfc3339;
 use crate::event::Comm;
 use crate::output::escape::unescape;
-use crate::record::ProcId;
+use crate::record::{Alert, AlertExit, AlertKind, AlertProc, Name, ProcId};
+pub use crate::record::{Body, Record, Subject};
 
 /// Longest line read; longer ones are skipped. Real records are a few KiB at most
 /// (argv is capped at 4 KiB by the kernel programs, before escaping).
@@ -109,105 +111,19 @@ impl Run {
     }
 }
 
-/// The process fields of a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Subject {
-    pub pid: u32,
-    pub tid: u32,
-    pub ppid: u32,
-    pub proc_id: ProcId,
-    pub comm: Comm,
-    pub uid: Option<u32>,
-    /// cgroup v2 path; shared between records, as there are few distinct ones.
-    pub cgroup: Option<Arc<str>>,
-}
-
-/// What a record says, by type. Strings the kernel reported as bytes are bytes
-/// again here (the `\xNN` escapes undone).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Body {
-    Process {
-        filename: Option<Vec<u8>>,
-        argv: Vec<Vec<u8>>,
-        state: Option<char>,
-    },
-    Fork {
-        parent_proc_id: Option<ProcId>,
-        thread: bool,
-        clone_flags: Option<u64>,
-    },
-    Exec {
-        filename: Vec<u8>,
-        argv: Vec<Vec<u8>>,
-        argv_truncated: bool,
-    },
-    ExecFailed {
-        filename: Vec<u8>,
-        errno: u32,
-    },
-    Exit {
-        exit_code: Option<u8>,
-        signal: Option<u8>,
-        core_dumped: bool,
-        lifetime_ns: Option<u64>,
-        thread: bool,
-    },
-    Reap {
-        zombie_ns: Option<u64>,
-        reaper_pid: Option<u32>,
-        reaper_comm: Option<Comm>,
-        autoreap: bool,
-        /// Found gone from /proc, no event showed it (`"inferred": true`).
-        inferred: bool,
-    },
-    ForkFailed {
-        errno: u32,
-    },
-    Lost {
-        kind: String,
-        count: u64,
-    },
-    /// An `alert` (or, with `end`, an `alert_end`) that `watch` raised live.
-    Alert {
-        alert: String,
-        end: bool,
-        message: String,
-    },
-}
-
-impl Body {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Body::Process { .. } => "process",
-            Body::Fork { .. } => "fork",
-            Body::Exec { .. } => "exec",
-            Body::ExecFailed { .. } => "exec_failed",
-            Body::Exit { .. } => "exit",
-            Body::Reap { .. } => "reap",
-            Body::ForkFailed { .. } => "fork_failed",
-            Body::Lost { .. } => "lost",
-            Body::Alert { end: false, .. } => "alert",
-            Body::Alert { end: true, .. } => "alert_end",
-        }
-    }
-}
-
-/// One record read back.
+/// One record read back: the record as the agent wrote it, and where it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rec {
     /// Index into [`Records::runs`].
     pub run: usize,
-    pub ktime_ns: u64,
     pub seq: u64,
     /// Where it was read: index into [`Records::inputs`], and line number.
     pub input: usize,
     pub line: u64,
-    /// `None` only for `lost`.
-    pub subject: Option<Subject>,
-    pub body: Body,
-    /// The record's `uncertain` (absent: false): events were lost while its
-    /// process lived.
-    pub uncertain: bool,
+    /// Strings the kernel reported as bytes are bytes again (the `\xNN` escapes
+    /// undone); the subject's cgroup path is shared between records, as there are
+    /// few distinct ones.
+    pub record: Record,
 }
 
 /// Why a line was skipped.
@@ -347,6 +263,7 @@ struct Raw {
     comm: Option<String>,
     uid: Option<u32>,
     cgroup: Option<String>,
+    cgroup_id: Option<u64>,
     filename: Option<String>,
     argv: Option<Vec<String>>,
     state: Option<String>,
@@ -354,6 +271,8 @@ struct Raw {
     thread: Option<bool>,
     clone_flags: Option<u64>,
     argv_truncated: Option<bool>,
+    argv_redacted: Option<bool>,
+    old_tid: Option<u32>,
     errno: Option<u32>,
     exit_code: Option<u8>,
     signal: Option<u8>,
@@ -364,15 +283,70 @@ struct Raw {
     reaper_comm: Option<String>,
     autoreap: Option<bool>,
     inferred: Option<bool>,
+    reaped_after_ns: Option<u64>,
+    reaped_before_ns: Option<u64>,
     uncertain: Option<bool>,
     count: Option<u64>,
     kind: Option<String>,
     alert: Option<String>,
+    scope: Option<String>,
+    since_ktime_ns: Option<u64>,
+    parent: Option<RawParent>,
+    figures: Option<Figures>,
+    executables: Option<Vec<RawExecutable>>,
+    exits: Option<Vec<RawExit>>,
     message: Option<String>,
     tracer_version: Option<String>,
     schema_version: Option<u64>,
     kernel: Option<String>,
     options: Option<serde_json::Value>,
+}
+
+/// An alert's `parent`.
+#[derive(Deserialize)]
+struct RawParent {
+    pid: Option<u32>,
+    proc_id: Option<String>,
+    comm: Option<String>,
+    filename: Option<String>,
+}
+
+/// One of an alert's `executables`.
+#[derive(Deserialize)]
+struct RawExecutable {
+    filename: Option<String>,
+    count: Option<u64>,
+}
+
+/// One of an alert's `exits` (`signal_name` is derived from `signal`).
+#[derive(Deserialize)]
+struct RawExit {
+    exit_code: Option<u8>,
+    signal: Option<u8>,
+}
+
+/// An alert's `figures`: an object of numbers, in the order written (a map type
+/// would sort them, and the order is the writer's).
+struct Figures(Vec<(Name, u64)>);
+
+impl<'de> Deserialize<'de> for Figures {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FiguresVisitor;
+        impl<'de> Visitor<'de> for FiguresVisitor {
+            type Value = Figures;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of non-negative integers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Figures, A::Error> {
+                let mut figures = Vec::new();
+                while let Some((name, n)) = map.next_entry::<String, u64>()? {
+                    figures.push((Name::Owned(text(name)), n));
+                }
+                Ok(Figures(figures))
+            }
+        }
+        d.deserialize_map(FiguresVisitor).map_err(de::Error::custom)
+    }
 }
 
 /// A line that gave no record: why, and a short detail.
@@ -417,16 +391,25 @@ fn bytes(s: &str) -> Vec<u8> {
     }
 }
 
+/// Text the writer wrote as bytes (a cgroup path, a name): the `\xNN` escapes
+/// undone, and anything that is then not UTF-8 replaced (U+FFFD).
+fn text(s: String) -> String {
+    if s.contains('\\') {
+        String::from_utf8_lossy(&unescape(&s)).into_owned()
+    } else {
+        s
+    }
+}
+
 /// The part of a parsed line common to every record, before it is placed in a run.
 struct Parsed {
     host: String,
     boot_id: String,
     ts: Option<String>,
-    ktime_ns: u64,
     seq: u64,
-    subject: Option<(Subject, Option<String>)>,
-    body: Body,
-    uncertain: bool,
+    /// The record, and its subject's cgroup path (shared when the record is kept).
+    record: Record,
+    cgroup: Option<String>,
 }
 
 /// What a line is: a record, or the `meta` header of a file.
@@ -514,10 +497,15 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
                 proc_id,
                 comm: Comm::new(&bytes(&need(raw.comm, "comm")?)),
                 uid: raw.uid,
+                cgroup_id: raw.cgroup_id.unwrap_or(0),
                 cgroup: None,
             },
-            raw.cgroup,
+            raw.cgroup.map(text),
         ))
+    };
+    let (subject, cgroup) = match subject {
+        Some((s, c)) => (Some(s), c),
+        None => (None, None),
     };
 
     let argv = |a: Option<Vec<String>>| -> Vec<Vec<u8>> {
@@ -528,6 +516,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             filename: raw.filename.as_deref().map(bytes),
             argv: argv(raw.argv),
             state: raw.state.and_then(|s| s.chars().next()),
+            argv_redacted: raw.argv_redacted.unwrap_or(false),
         },
         "fork" => Body::Fork {
             parent_proc_id: match raw.parent_proc_id {
@@ -541,6 +530,8 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             filename: bytes(&need(raw.filename, "filename")?),
             argv: argv(raw.argv),
             argv_truncated: raw.argv_truncated.unwrap_or(false),
+            argv_redacted: raw.argv_redacted.unwrap_or(false),
+            old_tid: raw.old_tid,
         },
         "exec_failed" => Body::ExecFailed {
             filename: bytes(&need(raw.filename, "filename")?),
@@ -566,32 +557,117 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             reaper_pid: raw.reaper_pid,
             reaper_comm: raw.reaper_comm.as_deref().map(|c| Comm::new(&bytes(c))),
             autoreap: raw.autoreap.unwrap_or(false),
-            inferred: raw.inferred.unwrap_or(false),
+            inferred: match raw.inferred {
+                Some(true) => Some(crate::record::ReapWindow {
+                    after_ns: raw.reaped_after_ns,
+                    before_ns: need(raw.reaped_before_ns, "reaped_before_ns")?,
+                }),
+                _ => None,
+            },
         },
         "fork_failed" => Body::ForkFailed {
             errno: need(raw.errno, "errno")?,
         },
         "lost" => Body::Lost {
-            kind: need(raw.kind, "kind")?,
+            kind: Name::Owned(text(need(raw.kind, "kind")?)),
             count: need(raw.count, "count")?,
         },
-        "alert" | "alert_end" => Body::Alert {
-            alert: need(raw.alert, "alert")?,
-            end: ty == "alert_end",
-            message: raw.message.unwrap_or_default(),
-        },
+        "alert" | "alert_end" => {
+            let name = need(raw.alert, "alert")?;
+            let Some(kind) = AlertKind::from_name(&name) else {
+                return Err((
+                    BadKind::BadValue,
+                    format!("alert {name:?} is not one this version knows"),
+                ));
+            };
+            let parent = match raw.parent {
+                Some(p) => {
+                    let pid = need(p.pid, "parent.pid")?;
+                    let proc_id =
+                        proc_id_field(&need(p.proc_id, "parent.proc_id")?, "parent.proc_id")?;
+                    Some(AlertProc {
+                        pid,
+                        proc_id,
+                        comm: Comm::new(&bytes(&need(p.comm, "parent.comm")?)),
+                        filename: p.filename.as_deref().map(bytes),
+                    })
+                }
+                None => None,
+            };
+            let mut executables = Vec::new();
+            for e in raw.executables.unwrap_or_default() {
+                let count = need(e.count, "executables.count")?;
+                executables.push((e.filename.as_deref().map(bytes), count));
+            }
+            let mut alert = Alert {
+                kind,
+                end: ty == "alert_end",
+                scope: Name::Owned(text(raw.scope.unwrap_or_default())),
+                // Older or hand-made lines without it: the alert's own time.
+                since_ns: raw.since_ktime_ns.unwrap_or(ktime_ns),
+                filename: raw.filename.as_deref().map(bytes),
+                argv: argv(raw.argv),
+                parent,
+                figures: raw.figures.map_or_else(Vec::new, |f| f.0),
+                executables,
+                exits: (raw.exits.unwrap_or_default().into_iter())
+                    .map(|e| AlertExit {
+                        exit_code: e.exit_code,
+                        signal: e.signal,
+                    })
+                    .collect(),
+                errno: raw.errno,
+                what: String::new(),
+                message: None,
+            };
+            split_message(
+                &mut alert,
+                subject.as_ref(),
+                cgroup.as_deref(),
+                bytes(&raw.message.unwrap_or_default()),
+            );
+            Body::Alert(Box::new(alert))
+        }
         _ => unreachable!("type checked above"),
     };
     Ok(Item::Record(Parsed {
         host,
         boot_id,
         ts: raw.ts,
-        ktime_ns,
         seq,
-        subject,
-        body,
-        uncertain: raw.uncertain.unwrap_or(false),
+        record: Record {
+            ktime_ns,
+            subject,
+            body,
+            uncertain: raw.uncertain.unwrap_or(false),
+        },
+        cgroup,
     }))
+}
+
+/// Takes an alert's `what` out of its `message`: the writer puts the kind, the
+/// culprit and its cgroup in front ([`crate::alerts::message`]). A message that
+/// does not start that way (written by hand, or by another version) is kept
+/// whole in [`Alert::message`].
+fn split_message(
+    alert: &mut Alert,
+    subject: Option<&Subject>,
+    cgroup: Option<&str>,
+    message: Vec<u8>,
+) {
+    let front = crate::alert_text::message(alert, subject, cgroup);
+    let what = match message.strip_prefix(front.as_slice()) {
+        Some([]) => Some(String::new()),
+        // An empty `what` adds no space, so a lone space is not the writer's.
+        Some([b' ', rest @ ..]) if !rest.is_empty() => {
+            std::str::from_utf8(rest).ok().map(str::to_owned)
+        }
+        _ => None,
+    };
+    match what {
+        Some(what) => alert.what = what,
+        None => alert.message = Some(message),
+    }
 }
 
 /// Reads records from all sources; `progress` is told how far reading got.
@@ -880,9 +956,10 @@ impl Builder {
     }
 
     fn add(&mut self, p: Parsed, input: usize, line: u64) {
-        let run = self.run_of(p.host, p.boot_id, p.ktime_ns, p.ts.as_deref());
-        let subject = p.subject.map(|(mut s, cgroup)| {
-            s.cgroup = cgroup.map(|c| match self.cgroups.get(c.as_str()) {
+        let mut record = p.record;
+        let run = self.run_of(p.host, p.boot_id, record.ktime_ns, p.ts.as_deref());
+        if let Some(s) = record.subject.as_mut() {
+            s.cgroup = p.cgroup.map(|c| match self.cgroups.get(c.as_str()) {
                 Some(shared) => Arc::clone(shared),
                 None => {
                     let shared: Arc<str> = Arc::from(c);
@@ -890,17 +967,13 @@ impl Builder {
                     shared
                 }
             });
-            s
-        });
+        }
         self.records.push(Rec {
             run,
-            ktime_ns: p.ktime_ns,
             seq: p.seq,
             input,
             line,
-            subject,
-            body: p.body,
-            uncertain: p.uncertain,
+            record,
         });
     }
 
@@ -934,18 +1007,23 @@ impl Builder {
             .collect();
 
         self.records.sort_by(|a, b| {
-            (a.run, a.ktime_ns, a.seq, a.input, a.line)
-                .cmp(&(b.run, b.ktime_ns, b.seq, b.input, b.line))
+            (a.run, a.record.ktime_ns, a.seq, a.input, a.line).cmp(&(
+                b.run,
+                b.record.ktime_ns,
+                b.seq,
+                b.input,
+                b.line,
+            ))
         });
         // The same record from two inputs: same run, time, seq and content.
         let before = self.records.len();
         self.records.dedup_by(|later, earlier| {
             later.input != earlier.input
                 && later.run == earlier.run
-                && later.ktime_ns == earlier.ktime_ns
                 && later.seq == earlier.seq
-                && later.subject == earlier.subject
-                && later.body == earlier.body
+                && later.record.ktime_ns == earlier.record.ktime_ns
+                && later.record.subject == earlier.record.subject
+                && later.record.body == earlier.record.body
         });
         let mut duplicates = (before - self.records.len()) as u64;
 
@@ -953,7 +1031,7 @@ impl Builder {
         for rec in &self.records {
             *runs[rec.run]
                 .records
-                .entry(rec.body.type_name().to_string())
+                .entry(rec.record.body.type_name().to_string())
                 .or_default() += 1;
         }
         // `meta` records go to their runs, the same one from two inputs once.

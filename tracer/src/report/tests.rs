@@ -287,7 +287,11 @@ fn reads_every_record_type_and_undoes_byte_escapes() {
     let (r, h) = load(&w.text());
     assert_eq!(r.bad_total(), 0, "{:?}", r.first_bad);
     assert_eq!(r.records.len(), 8);
-    let types: Vec<&str> = r.records.iter().map(|x| x.body.type_name()).collect();
+    let types: Vec<&str> = r
+        .records
+        .iter()
+        .map(|x| x.record.body.type_name())
+        .collect();
     assert_eq!(
         types,
         [
@@ -489,7 +493,7 @@ fn several_inputs_merge_in_time_order_and_duplicates_count_once() {
     let (a, b) = (first.join("\n"), second.join("\n"));
     // Given in the wrong order: the records still come out in time order.
     let r = read(&[("part2", &b), ("part1", &a)]);
-    let times: Vec<u64> = r.records.iter().map(|x| x.ktime_ns).collect();
+    let times: Vec<u64> = r.records.iter().map(|x| x.record.ktime_ns).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(r.records.len(), all.lines.len());
     // The same file twice: each record once.

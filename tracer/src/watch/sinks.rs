@@ -72,9 +72,11 @@ impl Sinks {
         }
     }
 
-    /// Every record goes out through here, its argv redacted first.
+    /// Every record goes out through here, its argv redacted and its cgroup path
+    /// put in first.
     fn write_one(&mut self, rec: &mut Record) {
         redact(&self.redactor, rec);
+        self.cgroups.fill(rec);
         let rec = &*rec;
         *self.counts.entry(rec.body.type_name()).or_default() += 1;
         if let (
@@ -89,7 +91,7 @@ impl Sinks {
             set.insert(*parent);
         }
         for (name, w) in &mut self.writers {
-            if let Err(e) = w.write(rec, &mut self.cgroups) {
+            if let Err(e) = w.write(rec) {
                 note_failure(
                     &mut self.failed,
                     &mut self.failing,
@@ -101,7 +103,7 @@ impl Sinks {
             }
         }
         if let Some(f) = self.file.as_mut() {
-            let result = f.w.write(rec, &mut self.cgroups);
+            let result = f.w.write(rec);
             self.file_result("writing to", result, 1);
         }
     }
@@ -188,11 +190,12 @@ impl Sinks {
             for rec in &mut snapshot {
                 // The model keeps argv as the kernel gave it: redact here too.
                 redact(&self.redactor, rec);
+                self.cgroups.fill(rec);
                 let Some(f) = self.file.as_mut() else {
                     return;
                 };
                 *self.counts.entry(rec.body.type_name()).or_default() += 1;
-                let result = f.w.write(rec, &mut self.cgroups);
+                let result = f.w.write(rec);
                 self.file_result("writing to", result, 1);
             }
         }
