@@ -910,6 +910,19 @@ impl Proc {
         }
     }
 
+    /// Sends `sig` to its whole process group, as a terminal does on Ctrl-C: what
+    /// it started (a `-- COMMAND`) gets it too.
+    pub fn signal_group(&self, sig: i32) {
+        // SAFETY: signals the process group this test created (the process leads it).
+        if unsafe { libc::kill(-(self.pid() as libc::pid_t), sig) } != 0 {
+            panic!(
+                "kill(-{}, {sig}): {}",
+                self.pid(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
     /// Its exit status if it has ended (reaping it), None while it runs.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {

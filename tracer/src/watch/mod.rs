@@ -48,6 +48,11 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// After the command's whole tree is gone, how long to wait for its last events
 /// to come through the ring buffer.
 const TAIL_GRACE: Duration = Duration::from_secs(2);
+/// After SIGINT, SIGTERM or the end of `--duration`, how long at most to go on
+/// draining for the followed processes' last events. A Ctrl-C reaches the
+/// command too, but it dies a moment after tracer is told: stopping at once
+/// would lose its `exit` (about one run in seven did).
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Events applied per turn of the main loop at most, and for how long at most.
 /// When events come in faster than they are applied (a fork bomb; a debug
 /// build), the ring never empties: without a bound the drain would never
@@ -253,6 +258,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     // The last drain stopped at its bound: the ring may hold more.
     let mut backlog = false;
 
+    // Set when a stop was asked for: why, and when. The loop goes on draining
+    // until the followed processes are gone or STOP_GRACE has passed.
+    let mut stopping: Option<(End, Instant)> = None;
     let end = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -276,8 +284,15 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                     caught_up = t0;
                 }
             }
-            _ = sigint.recv() => break End::Signal(libc::SIGINT),
-            _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
+            // A second signal while stopping ends the wait at once.
+            _ = sigint.recv() => match stopping {
+                Some((why, _)) => break why,
+                None => stopping = Some(stop(End::Signal(libc::SIGINT), &spawned)),
+            },
+            _ = sigterm.recv() => match stopping {
+                Some((why, _)) => break why,
+                None => stopping = Some(stop(End::Signal(libc::SIGTERM), &spawned)),
+            },
             _ = sigchld.recv(), if spawned.is_some() => {
                 if let Some(s) = spawned.as_mut() { s.reap(); }
             }
@@ -285,7 +300,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                 sinks.reopen();
                 sinks.end_batch(&model);
             }
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() && stopping.is_none() => {
+                stopping = Some(stop(End::Duration, &spawned));
+            }
             _ = tick.tick() => {
                 let t0 = boottime_ns();
                 backlog = drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
@@ -308,6 +325,13 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                 sinks.end_batch(&model);
             }
         }
+        if let Some((why, at)) = stopping
+            && (!model.is_following()
+                || model.followed_remaining() == 0
+                || at.elapsed() >= STOP_GRACE)
+        {
+            break why;
+        }
         if model.is_following() && model.followed_remaining() == 0 {
             break End::FollowedGone;
         }
@@ -322,17 +346,6 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
             }
         }
     };
-
-    // Stopped by SIGTERM or --duration while the command runs: pass the stop on
-    // to it, as `timeout` does, rather than leave it running untraced. (Ctrl-C
-    // reaches it from the terminal already.)
-    if let Some(s) = &spawned
-        && s.status.is_none()
-        && matches!(end, End::Duration | End::Signal(libc::SIGTERM))
-    {
-        // SAFETY: kill with a pid we spawned and have not reaped.
-        unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
-    }
 
     // Take what is still in the ring, then the final drop counts. At most a
     // ring's worth (every event is larger than 64 bytes): what a storm adds
@@ -397,6 +410,20 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         _ => 0,
     };
     Ok(code)
+}
+
+/// A stop was asked for (`why`). Stopped by SIGTERM or --duration while the
+/// command runs: pass the stop on to it, as `timeout` does, rather than leave it
+/// running untraced. (Ctrl-C reaches it from the terminal already.)
+fn stop(why: End, spawned: &Option<Spawned>) -> (End, Instant) {
+    if let Some(s) = spawned
+        && s.status.is_none()
+        && matches!(why, End::Duration | End::Signal(libc::SIGTERM))
+    {
+        // SAFETY: kill with a pid we spawned and have not reaped.
+        unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
+    }
+    (why, Instant::now())
 }
 
 /// Applies what the ring buffer holds, at most [`DRAIN_MAX`] events; returns true
