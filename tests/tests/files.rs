@@ -102,7 +102,7 @@ fn check_header(path: &Path, recs: &[Rec], rotate_size: Option<u64>) -> usize {
         "{} does not start with meta",
         path.display()
     );
-    assert_eq!(meta.u64("schema_version"), Some(1));
+    assert_eq!(meta.u64("schema_version"), Some(2));
     assert!(meta.str("tracer_version").is_some_and(|v| !v.is_empty()));
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     assert_eq!(meta.str("kernel"), Some(release.trim()));

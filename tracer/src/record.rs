@@ -123,6 +123,19 @@ pub enum Body {
         kind: &'static str,
         count: u64,
     },
+    /// The last record of an output file (docs/events.md, `end`): why the run,
+    /// or this file of it, ended, and the run's totals so far. No subject.
+    End {
+        /// `duration`, `signal`, `command`, `pid-gone`, `stdout-closed`, `error`,
+        /// or `rotated` for a file that a later one continues.
+        reason: &'static str,
+        /// Records of the run so far, per type (this one not included).
+        records: Vec<(&'static str, u64)>,
+        /// Events the kernel could not deliver, per kind, over the run so far.
+        lost: Vec<(&'static str, u64)>,
+        /// Records that could not be written to the output file.
+        not_written: u64,
+    },
 }
 
 impl Body {
@@ -139,6 +152,7 @@ impl Body {
             Body::Alert(a) if a.end => "alert_end",
             Body::Alert(_) => "alert",
             Body::Lost { .. } => "lost",
+            Body::End { .. } => "end",
         }
     }
 }

@@ -585,7 +585,7 @@ impl History {
                     errno,
                 });
             }
-            Body::Lost { .. } => {}
+            Body::Lost { .. } | Body::End { .. } => {}
             Body::Alert {
                 alert,
                 end,

@@ -1,4 +1,4 @@
-//! Reading JSON Lines written by `tracer watch` (schema v1, docs/events.md) back
+//! Reading JSON Lines written by `tracer watch` (schema v2, docs/events.md) back
 //! into records: from files or stdin, several inputs merged, bad lines skipped and
 //! counted, never a panic whatever the bytes.
 //!
@@ -171,6 +171,11 @@ pub enum Body {
         end: bool,
         message: String,
     },
+    /// The last record of an output file: why it ended. Its `ktime_ns` is the end
+    /// of the run (or of the file), later than the last event.
+    End {
+        reason: String,
+    },
 }
 
 impl Body {
@@ -186,6 +191,7 @@ impl Body {
             Body::Lost { .. } => "lost",
             Body::Alert { end: false, .. } => "alert",
             Body::Alert { end: true, .. } => "alert_end",
+            Body::End { .. } => "end",
         }
     }
 }
@@ -291,6 +297,9 @@ pub struct InputStats {
     /// Times `seq` started again from a lower number: a new tracer run, or files
     /// joined together.
     pub seq_restarts: u64,
+    /// The `reason` of the `end` record the input ends with; `None` when its
+    /// last record is another (tracer was killed, or is still writing it).
+    pub end: Option<String>,
 }
 
 /// Everything read from all inputs.
@@ -370,6 +379,7 @@ struct Raw {
     schema_version: Option<u64>,
     kernel: Option<String>,
     options: Option<serde_json::Value>,
+    reason: Option<String>,
 }
 
 /// A line that gave no record: why, and a short detail.
@@ -469,7 +479,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let Some(ty) = raw.ty else {
         return Err((BadKind::NotARecord, "no \"type\"".into()));
     };
-    if ty != "lost" && ty != "meta" && !PROCESS_TYPES.contains(&ty.as_str()) {
+    if !["lost", "meta", "end"].contains(&ty.as_str()) && !PROCESS_TYPES.contains(&ty.as_str()) {
         return Err((BadKind::UnknownType, format!("type {ty:?}")));
     }
     let ktime_ns = need(raw.ktime_ns, "ktime_ns")?;
@@ -492,7 +502,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         });
     }
 
-    let subject = if ty == "lost" {
+    let subject = if ty == "lost" || ty == "end" {
         None
     } else {
         let pid = need(raw.pid, "pid")?;
@@ -570,6 +580,9 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         "lost" => Body::Lost {
             kind: need(raw.kind, "kind")?,
             count: need(raw.count, "count")?,
+        },
+        "end" => Body::End {
+            reason: need(raw.reason, "reason")?,
         },
         "alert" | "alert_end" => Body::Alert {
             alert: need(raw.alert, "alert")?,
@@ -814,6 +827,10 @@ impl Builder {
         }
         match parse_line(text) {
             Ok(Item::Record(p)) => {
+                stats.end = match &p.body {
+                    Body::End { reason } => Some(reason.clone()),
+                    _ => None,
+                };
                 stats.records += 1;
                 seq.check(p.seq, stats);
                 let input = self.inputs.len();
@@ -825,6 +842,7 @@ impl Builder {
                 ts,
                 meta,
             }) => {
+                stats.end = None;
                 stats.records += 1;
                 seq.check(meta.seq, stats);
                 let run = self.run_of(host, boot_id, meta.ktime_ns, ts.as_deref());

@@ -138,6 +138,7 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
         };
         writers.push(("stdout".to_string(), w));
     }
+    let quiet_alerts = writers.is_empty() && args.alerts.config().is_some();
     Ok(Sinks {
         writers,
         redactor,
@@ -148,6 +149,22 @@ fn make_sinks(args: &WatchArgs, info: &RunInfo) -> anyhow::Result<Sinks> {
         failed: Default::default(),
         fork_parents: None,
         alerts: args.alerts.config().map(crate::alerts::Engine::new),
+        lost: [0; kind::COUNT as usize],
+        // `--quiet` silences event lines, not alerts: without a stdout writer they
+        // go to stderr (for a systemd unit, the journal).
+        alert_lines: quiet_alerts.then(|| {
+            let color = match args.color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => io::stderr().is_terminal(),
+            };
+            TextWriter::new(
+                Box::new(io::stderr()) as Box<dyn Write>,
+                info.clone(),
+                color,
+            )
+        }),
+        stdout_closed: false,
     })
 }
 
@@ -156,7 +173,29 @@ enum End {
     Signal(i32),
     Duration,
     FollowedGone,
+    /// The reader of stdout went away (`tracer watch | head`).
+    StdoutClosed,
+    /// Waiting on the ring buffer failed.
+    Error,
 }
+
+impl End {
+    /// The `reason` of the `end` record (docs/events.md).
+    fn reason(self, command: bool) -> &'static str {
+        match self {
+            End::Signal(_) => "signal",
+            End::Duration => "duration",
+            End::FollowedGone if command => "command",
+            End::FollowedGone => "pid-gone",
+            End::StdoutClosed => "stdout-closed",
+            End::Error => "error",
+        }
+    }
+}
+
+/// tracer's exit status when records or events were lost (README, Exit status):
+/// the run went on, but the recording is not whole.
+pub const EXIT_DATA_LOST: u8 = 3;
 
 async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     let started = Instant::now();
@@ -261,10 +300,17 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     // Set when a stop was asked for: why, and when. The loop goes on draining
     // until the followed processes are gone or STOP_GRACE has passed.
     let mut stopping: Option<(End, Instant)> = None;
+    let mut failure = None;
     let end = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
-                let mut guard = guard.context("waiting on the ring buffer")?;
+                let mut guard = match guard.context("waiting on the ring buffer") {
+                    Ok(g) => g,
+                    Err(e) => {
+                        failure = Some(e);
+                        break End::Error;
+                    }
+                };
                 let t0 = boottime_ns();
                 backlog = drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
                 if !backlog {
@@ -310,6 +356,7 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                     caught_up = t0;
                 }
                 lost_reader.poll(&mut model, &mut records);
+                sinks.lost = lost_reader.seen;
                 sinks.write_all(&mut records);
                 sinks.tick(boottime_ns());
                 if let Some(s) = spawned.as_mut() { s.reap(); }
@@ -324,6 +371,9 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
                 // After the flush too: it may have reopened a file that was gone.
                 sinks.end_batch(&model);
             }
+        }
+        if sinks.stdout_closed && stopping.is_none() {
+            stopping = Some(stop(End::StdoutClosed, &spawned));
         }
         if let Some((why, at)) = stopping
             && (!model.is_following()
@@ -362,10 +412,12 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
         rounds -= 1;
     }
     lost_reader.poll(&mut model, &mut records);
+    sinks.lost = lost_reader.seen;
     sinks.write_all(&mut records);
     // Episodes whose quiet period has passed by now end in this recording: the run
     // may stop (tree gone, signal) before the next tick would have said so.
     sinks.tick(boottime_ns());
+    sinks.write_end(end.reason(spawned.is_some()));
     sinks.finish();
 
     let top_forkers = counters
@@ -404,12 +456,27 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
     .render();
     eprint!("{text}");
 
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let code = match (end, &spawned) {
+        // We ended it with SIGTERM (`stop`): the run did what it was asked.
+        (End::Duration | End::StdoutClosed, Some(s)) if s.killed_by(libc::SIGTERM) => 0,
         (_, Some(s)) if s.status.is_some() => s.exit_code().unwrap_or(1),
         (End::Signal(sig), Some(_)) => 128 + sig as u8,
         _ => 0,
     };
-    Ok(code)
+    // COMMAND's own failure says more than ours; otherwise say that the
+    // recording is not whole ("Nothing lost silently"): records not written,
+    // events the kernel could not deliver, ring records that did not decode.
+    let data_lost = sinks.failed.values().sum::<u64>() > 0
+        || lost_reader.seen.iter().sum::<u64>() > 0
+        || decode_errors > 0;
+    Ok(if code == 0 && data_lost {
+        EXIT_DATA_LOST
+    } else {
+        code
+    })
 }
 
 /// A stop was asked for (`why`). Stopped by SIGTERM or --duration while the
@@ -418,7 +485,10 @@ async fn run(args: &WatchArgs, verbose: u8) -> anyhow::Result<u8> {
 fn stop(why: End, spawned: &Option<Spawned>) -> (End, Instant) {
     if let Some(s) = spawned
         && s.status.is_none()
-        && matches!(why, End::Duration | End::Signal(libc::SIGTERM))
+        && matches!(
+            why,
+            End::Duration | End::StdoutClosed | End::Signal(libc::SIGTERM)
+        )
     {
         // SAFETY: kill with a pid we spawned and have not reaped.
         unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
