@@ -254,16 +254,18 @@ fn closed_stdout_ends_the_run_cleanly() {
         .spawn()
         .expect("start tracer");
     let pgid = tracer.id() as libc::pid_t;
-    let head = Command::new("head")
+    let mut head = Command::new("head")
         .args(["-n", "3"])
         .stdin(tracer.stdout.take().expect("piped"))
         .stdout(Stdio::piped())
         .spawn()
         .expect("start head");
-    let lines: Vec<String> = BufReader::new(head.stdout.expect("piped"))
+    let lines: Vec<String> = BufReader::new(head.stdout.take().expect("piped"))
         .lines()
         .map_while(Result::ok)
         .collect();
+    let head_status = head.wait().expect("wait for head");
+    assert!(head_status.success(), "head: {head_status}");
     let mut status = None;
     let ended = poll_until(STEP_DEADLINE, || {
         status = tracer.try_wait().expect("wait");

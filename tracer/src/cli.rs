@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXAMPLES: &str = "\
 EXAMPLES:
     tracer watch                              # every fork, exec, exit and reap on this machine
-    tracer watch -o events.jsonl --quiet      # record to a JSON Lines file, print nothing
+    tracer watch -o events.jsonl --quiet      # record to a JSON Lines file, print only alerts
     tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
     tracer watch -p 1234                      # follow process 1234 and everything it starts
     tracer watch --threads --duration 30s     # include threads, stop after 30 seconds
@@ -64,7 +64,8 @@ pub struct WatchArgs {
     /// Form of the lines printed on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Print no event lines on stdout (the summary still goes to stderr).
+    /// Print no event lines on stdout; alerts still go to stderr as they fire, and the
+    /// summary at the end. Exit status 3 says records or events were lost (README).
     #[arg(short, long)]
     pub quiet: bool,
     /// Follow this existing process and its descendants; end when they are all gone.

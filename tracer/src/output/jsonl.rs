@@ -923,6 +923,12 @@ mod tests {
             Body::ForkFailed { errno: 11 },
             Body::Alert(Box::new(sample_alert(false))),
             Body::Alert(Box::new(sample_alert(true))),
+            Body::End {
+                reason: "signal",
+                records: vec![],
+                lost: vec![],
+                not_written: 0,
+            },
         ];
         let n_types = samples.len();
         let written = roundtrip(&samples.map(rec));
