@@ -397,7 +397,12 @@ impl Trace {
             self,
             [me],
             self.tracer_exit_code(),
-            Some(i32::from(code)),
+            // COMMAND's, or 3 for a successful one when events were lost
+            // (README, Exit status).
+            Some(match code {
+                0 if self.records.iter().any(|r| r.ty() == "lost") => 3,
+                c => i32::from(c),
+            }),
             "tracer exit status (must be COMMAND's)"
         );
     }
