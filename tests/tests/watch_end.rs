@@ -151,6 +151,8 @@ fn watch_to_end(label: &str, extra: &[&str]) -> (Proc, std::process::ExitStatus,
     let mut run = Proc::tracer(&args);
     let status = run.wait_within(STEP_DEADLINE);
     let recs = records(&run, &out);
+    // What a failure needs to show is in `recs` and the run's output.
+    let _ = std::fs::remove_dir_all(&dir);
     (run, status, recs)
 }
 
