@@ -1,5 +1,5 @@
 //! Support for the kernel tests: run the real `tracer watch` on a `tracer-workload`
-//! mode, read back its JSON Lines, check every record against schema v1, and find
+//! mode, read back its JSON Lines, check every record against schema v2, and find
 //! records by the pids the workload reported.
 //!
 //! Needs root and a built tracer (`TRACER_BIN`, default `<workspace>/target/debug/tracer`).
@@ -397,7 +397,12 @@ impl Trace {
             self,
             [me],
             self.tracer_exit_code(),
-            Some(i32::from(code)),
+            // COMMAND's, or 3 for a successful one when events were lost
+            // (README, Exit status).
+            Some(match code {
+                0 if self.records.iter().any(|r| r.ty() == "lost") => 3,
+                c => i32::from(c),
+            }),
             "tracer exit status (must be COMMAND's)"
         );
     }
@@ -586,14 +591,14 @@ fn tail(s: &str, n: usize) -> String {
     )
 }
 
-/// Parses JSON Lines and checks each record against schema v1 and `seq` is 1, 2, 3, ...
+/// Parses JSON Lines and checks each record against schema v2 and `seq` is 1, 2, 3, ...
 pub fn parse_records(content: &str) -> Result<Vec<Rec>, String> {
     let mut records = Vec::new();
     for (i, line) in content.lines().enumerate() {
         let lineno = i + 1;
         let value: Value = serde_json::from_str(line)
             .map_err(|e| format!("line {lineno} is not JSON ({e}): {line}"))?;
-        check_record(&value).map_err(|e| format!("line {lineno} breaks schema v1: {e}: {line}"))?;
+        check_record(&value).map_err(|e| format!("line {lineno} breaks schema v2: {e}: {line}"))?;
         let rec = Rec(value);
         let want = records.len() as u64 + 1;
         if rec.seq() != want {
@@ -642,7 +647,7 @@ fn field(v: &Value, key: &str, ty: Ty, nullable: bool) -> Result<(), String> {
     }
 }
 
-/// Checks one record against schema v1.
+/// Checks one record against schema v2.
 pub fn check_record(v: &Value) -> Result<(), String> {
     use Ty::*;
     if !v.is_object() {
@@ -753,8 +758,32 @@ pub fn check_record(v: &Value) -> Result<(), String> {
             if !v.get("options").is_some_and(Value::is_object) {
                 return Err("field \"options\" is not an object".into());
             }
-            if v["schema_version"].as_u64() != Some(1) {
-                return Err("schema_version is not 1".into());
+            if v["schema_version"].as_u64() != Some(2) {
+                return Err("schema_version is not 2".into());
+            }
+        }
+        "end" => {
+            field(v, "reason", Str, false)?;
+            field(v, "records_not_written", U64, false)?;
+            for k in ["records", "lost"] {
+                if !v[k]
+                    .as_object()
+                    .is_some_and(|o| o.values().all(Value::is_u64))
+                {
+                    return Err(format!("field {k:?} is not an object of counts"));
+                }
+            }
+            let reasons = [
+                "duration",
+                "signal",
+                "command",
+                "pid-gone",
+                "stdout-closed",
+                "error",
+                "rotated",
+            ];
+            if !reasons.contains(&v["reason"].as_str().expect("checked")) {
+                return Err(format!("unknown end reason {}", v["reason"]));
             }
         }
         other => return Err(format!("unknown type {other:?}")),
@@ -920,6 +949,19 @@ impl Proc {
         }
     }
 
+    /// Sends `sig` to its whole process group, as a terminal does on Ctrl-C: what
+    /// it started (a `-- COMMAND`) gets it too.
+    pub fn signal_group(&self, sig: i32) {
+        // SAFETY: signals the process group this test created (the process leads it).
+        if unsafe { libc::kill(-(self.pid() as libc::pid_t), sig) } != 0 {
+            panic!(
+                "kill(-{}, {sig}): {}",
+                self.pid(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
     /// Its exit status if it has ended (reaping it), None while it runs.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
@@ -1024,7 +1066,7 @@ pub fn facts_in(stdout: &str) -> Option<Value> {
 impl Trace {
     /// The trace of a run the test drove itself (`run` has ended): `content` is the
     /// JSON Lines it wrote to `output` (a file, or its stdout), checked like
-    /// [`run_traced`]'s (schema v1, `seq` gap-free from 1); `facts` as from a
+    /// [`run_traced`]'s (schema v2, `seq` gap-free from 1); `facts` as from a
     /// workload's `pids:` line (`Null` if none). `dir` is removed when the Trace is
     /// dropped in a passing test.
     pub fn from_run(run: &Proc, content: &str, output: &Path, facts: Value, dir: &Path) -> Trace {
@@ -1403,7 +1445,7 @@ pub fn scan_records(path: &Path, keep: impl Fn(&Rec) -> bool) -> Result<Scan, St
         };
         let value: Value = serde_json::from_str(text)
             .map_err(|e| format!("line {lineno} is not JSON ({e}): {text}"))?;
-        check_record(&value).map_err(|e| format!("line {lineno} breaks schema v1: {e}: {text}"))?;
+        check_record(&value).map_err(|e| format!("line {lineno} breaks schema v2: {e}: {text}"))?;
         let rec = Rec(value);
         let seq = rec.seq();
         if seq != scan.records + 1 {

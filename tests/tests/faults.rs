@@ -186,16 +186,23 @@ fn check_fresh_life(recs: &[Rec], facts: &Value) -> Result<(), String> {
     life(&child_id, child, "/bin/echo", me)
 }
 
-/// Stops a tracer with SIGINT and waits for it; it must exit with 0.
-fn stop(run: &mut Proc) {
-    run.signal(libc::SIGINT);
-    let status = run.wait_within(STEP_DEADLINE);
+/// Stops a tracer with SIGINT and waits for it; it must exit with `want`: 0, or
+/// 3 when events were lost (README, Exit status).
+fn stop(run: &mut Proc, want: i32) {
+    let code = stop_any(run);
     assert_eq!(
-        status.code(),
-        Some(0),
+        code,
+        Some(want),
         "tracer exit status after SIGINT\n{}",
         run.describe()
     );
+}
+
+/// Stops a tracer with SIGINT and gives its exit code, for a caller that knows
+/// only later whether events were lost.
+fn stop_any(run: &mut Proc) -> Option<i32> {
+    run.signal(libc::SIGINT);
+    run.wait_within(STEP_DEADLINE).code()
 }
 
 /// Checks the end-of-run summary on the tracer's stderr against what the output
@@ -435,10 +442,18 @@ fn bounded_fork_bomb_at_full_rate() {
 
     // After the bomb, a fresh exec is recorded whole.
     let facts = fresh_workload();
-    stop(&mut tracer);
+    let code = stop_any(&mut tracer);
     let me = fact(&facts, "self");
     let child = fact(&facts, "child");
     let scan = scan_run(&tracer, &out, &[me, child]);
+    // 0, or 3 when events were lost (README, Exit status).
+    assert_eq!(
+        code,
+        Some(if scan.lost > 0 { 3 } else { 0 }),
+        "tracer exit status after SIGINT, {} events lost\n{}",
+        scan.lost,
+        tracer.describe()
+    );
     let report = format!(
         "bomb {bomb_facts}; pids.events max {refused:?}; output {} records, {} MB, per type {:?}; lost {} {:?}; tracer VmRSS KiB by second {rss:?}",
         scan.records,
@@ -628,7 +643,7 @@ fn starved_consumer_counts_losses_and_recovers() {
             break;
         }
     }
-    stop(&mut tracer);
+    stop(&mut tracer, 3);
     let mut pids: Vec<u32> = tries
         .iter()
         .flat_map(|(f, _)| [fact(f, "self"), fact(f, "child")])
@@ -728,7 +743,7 @@ fn two_tracers_at_once_each_record_everything() {
 
     let facts = fresh_workload();
     for (run, out, dir) in [(&mut a, &out_a, &dir_a), (&mut b, &out_b, &dir_b)] {
-        stop(run);
+        stop(run, 0);
         let content = std::fs::read_to_string(out).expect("output");
         let t = Trace::from_run(run, &content, out, facts.clone(), dir);
         if let Err(e) = check_fresh_life(&t.records, &facts) {
@@ -753,12 +768,14 @@ fn tiny_ring_works_for_light_load() {
     let mut losses = Vec::new();
     for _ in 0..TINY_RING_TRIES {
         let t = run_traced(&["exec-nonascii"], &["--ring-size", "4K"]);
-        tracer_tests::ensure_eq!(t, [], t.tracer_exit_code(), Some(0), "tracer exit code");
         let lost: u64 = t
             .find("lost", |_| true)
             .iter()
             .filter_map(|r| r.u64("count"))
             .sum();
+        // 3 says events were lost (README, Exit status).
+        let want = if lost > 0 { 3 } else { 0 };
+        tracer_tests::ensure_eq!(t, [], t.tracer_exit_code(), Some(want), "tracer exit code");
         let sum = summary_in(&t.stderr).unwrap_or_else(|| t.fail(&[], "no summary line"));
         tracer_tests::ensure_eq!(t, [], sum.lost, lost, "summary lost vs lost records");
         if lost > 0 {

@@ -811,8 +811,8 @@ fn lost_events_are_recorded_and_summed() {
         t,
         [],
         status.code(),
-        Some(0),
-        "tracer exit code (the workload's)"
+        Some(3),
+        "tracer exit code (the workload's 0, but events were lost)"
     );
     let lost = t.find("lost", |_| true);
     ensure!(
@@ -892,7 +892,13 @@ fn follow_pid_ends_even_after_lost_events() {
     let content = read_output(&run, &out);
     check_complete(&run, &content, "the output");
     let t = Trace::from_run(&run, &content, &out, Value::Null, &dir);
-    ensure_eq!(t, [me], status.code(), Some(0), "tracer exit code");
+    ensure_eq!(
+        t,
+        [me],
+        status.code(),
+        Some(3),
+        "tracer exit code (events lost)"
+    );
     ensure!(
         t,
         [me],

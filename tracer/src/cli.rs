@@ -11,7 +11,7 @@ use crate::{report, watch};
 const EXAMPLES: &str = "\
 EXAMPLES:
     tracer watch                              # every fork, exec, exit and reap on this machine
-    tracer watch -o events.jsonl --quiet      # record to a JSON Lines file, print nothing
+    tracer watch -o events.jsonl --quiet      # record to a JSON Lines file, print only alerts
     tracer watch -o events.jsonl --append     # add a run to an existing recording
     tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
     tracer watch -p 1234                      # follow process 1234 and everything it starts

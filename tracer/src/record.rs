@@ -141,6 +141,19 @@ pub enum Body {
         kind: Name,
         count: u64,
     },
+    /// The last record of an output file (docs/events.md, `end`): why the run,
+    /// or this file of it, ended, and the run's totals so far. No subject.
+    End {
+        /// `duration`, `signal`, `command`, `pid-gone`, `stdout-closed`, `error`,
+        /// or `rotated` for a file that a later one continues.
+        reason: Name,
+        /// Records of the run so far, per type (this one not included).
+        records: Vec<(Name, u64)>,
+        /// Events the kernel could not deliver, per kind, over the run so far.
+        lost: Vec<(Name, u64)>,
+        /// Records that could not be written to the output file.
+        not_written: u64,
+    },
 }
 
 impl Body {
@@ -157,6 +170,7 @@ impl Body {
             Body::Alert(a) if a.end => "alert_end",
             Body::Alert(_) => "alert",
             Body::Lost { .. } => "lost",
+            Body::End { .. } => "end",
         }
     }
 }

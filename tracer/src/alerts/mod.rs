@@ -158,7 +158,7 @@ impl Engine {
                 self.failures
                     .on_failure(&self.procs, &self.cfg, id, *errno, t, self.now, out);
             }
-            Body::Alert(_) | Body::Lost { .. } => {}
+            Body::Alert(_) | Body::Lost { .. } | Body::End { .. } => {}
             Body::Fork { .. } | Body::Exit { .. } | Body::ExecFailed { .. } => {
                 self.ensure(s);
             }

@@ -1,4 +1,4 @@
-//! JSON Lines, schema v1 (docs/events.md): one object per record, one line each.
+//! JSON Lines, schema v2 (docs/events.md): one object per record, one line each.
 //!
 //! This runs for every event (thousands per second), so a line is built by hand
 //! in a buffer kept across records: no serde, no allocation once warm. Each line
@@ -331,6 +331,28 @@ fn encode(
             num(out, "count", *count);
             string(out, "kind", kind.as_bytes());
         }
+        Body::End {
+            reason,
+            records,
+            lost,
+            not_written,
+        } => {
+            string(out, "reason", reason.as_bytes());
+            for (name, counts) in [("records", records), ("lost", lost)] {
+                key(out, name);
+                out.push(b'{');
+                for (i, (k, n)) in counts.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    escape_bytes_into(out, k.as_bytes());
+                    out.push(b':');
+                    push_u64(out, *n);
+                }
+                out.push(b'}');
+            }
+            num(out, "records_not_written", *not_written);
+        }
         Body::Alert(a) => match &a.message {
             Some(kept) => alert(out, a, kept),
             None => {
@@ -458,7 +480,7 @@ mod tests {
     }
 
     fn rec(body: Body) -> Record {
-        let subject = if matches!(body, Body::Lost { .. }) {
+        let subject = if matches!(body, Body::Lost { .. } | Body::End { .. }) {
             None
         } else {
             Some(subject())
@@ -509,7 +531,7 @@ mod tests {
         for (k, v) in common {
             assert_eq!(m.remove(k), Some(v), "field {k}");
         }
-        if ty != "lost" {
+        if ty != "lost" && ty != "end" {
             let process = [
                 ("pid", json!(1240)),
                 ("tid", json!(1241)),
@@ -703,6 +725,21 @@ mod tests {
             count: 12,
         });
         assert_eq!(per_type(m, "lost"), json!({"count": 12, "kind": "exec"}));
+    }
+
+    #[test]
+    fn end_record_has_reason_and_totals_and_no_process_fields() {
+        let m = one(Body::End {
+            reason: "stdout-closed".into(),
+            records: vec![("exec".into(), 3), ("meta".into(), 1)],
+            lost: vec![("fork".into(), 0), ("exec".into(), 2)],
+            not_written: 7,
+        });
+        assert_eq!(
+            per_type(m, "end"),
+            json!({"reason": "stdout-closed", "records": {"exec": 3, "meta": 1},
+                   "lost": {"fork": 0, "exec": 2}, "records_not_written": 7})
+        );
     }
 
     #[test]
@@ -901,6 +938,12 @@ mod tests {
             Body::ForkFailed { errno: 11 },
             Body::Alert(Box::new(sample_alert(false))),
             Body::Alert(Box::new(sample_alert(true))),
+            Body::End {
+                reason: "signal".into(),
+                records: vec![],
+                lost: vec![],
+                not_written: 0,
+            },
         ];
         let n_types = samples.len();
         let written = roundtrip(&samples.map(rec));

@@ -98,6 +98,7 @@ fn label_and_color(rec: &Record) -> (&'static str, &'static str) {
         Body::Exit { .. } => ("exit", "33"),
         Body::Reap { .. } => ("reap", "35"),
         Body::Lost { .. } => ("lost", "1;31"),
+        Body::End { .. } => ("end", "2"),
         Body::Alert(a) if a.end => ("alert-end", "1;33"),
         Body::Alert(_) => ("ALERT", "1;31"),
     }
@@ -346,6 +347,10 @@ fn format_line(
             out.push(b' ');
             out.extend_from_slice(kind.as_bytes());
             out.extend_from_slice(b" events (ring buffer full)");
+        }
+        Body::End { reason, .. } => {
+            out.extend_from_slice(b"recording ended: ");
+            out.extend_from_slice(reason.as_bytes());
         }
         Body::Alert(a) => {
             // The whole message stands out, not only the label: it is what the

@@ -619,7 +619,7 @@ impl History {
                     errno,
                 });
             }
-            Body::Lost { .. } => {}
+            Body::Lost { .. } | Body::End { .. } => {}
             Body::Alert(alert) => {
                 // Only looked up: an alert is not a record of the culprit's life (an
                 // `alert_end` may name a process long gone).

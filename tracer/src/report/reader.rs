@@ -1,4 +1,4 @@
-//! Reading JSON Lines written by `tracer watch` (schema v1, docs/events.md) back
+//! Reading JSON Lines written by `tracer watch` (schema v2, docs/events.md) back
 //! into records: from files or stdin, several inputs merged, bad lines skipped and
 //! counted, never a panic whatever the bytes.
 //!
@@ -209,6 +209,9 @@ pub struct InputStats {
     /// Times `seq` started again from a lower number: a new tracer run, or files
     /// joined together.
     pub seq_restarts: u64,
+    /// The `reason` of the `end` record the input ends with; `None` when its
+    /// last record is another (tracer was killed, or is still writing it).
+    pub end: Option<String>,
 }
 
 /// Everything read from all inputs.
@@ -300,6 +303,10 @@ struct Raw {
     schema_version: Option<u64>,
     kernel: Option<String>,
     options: Option<serde_json::Value>,
+    reason: Option<String>,
+    records: Option<Figures>,
+    lost: Option<Figures>,
+    records_not_written: Option<u64>,
 }
 
 /// An alert's `parent`.
@@ -455,7 +462,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let Some(ty) = raw.ty else {
         return Err((BadKind::NotARecord, "no \"type\"".into()));
     };
-    if ty != "lost" && ty != "meta" && !PROCESS_TYPES.contains(&ty.as_str()) {
+    if !["lost", "meta", "end"].contains(&ty.as_str()) && !PROCESS_TYPES.contains(&ty.as_str()) {
         return Err((BadKind::UnknownType, format!("type {ty:?}")));
     }
     let ktime_ns = need(raw.ktime_ns, "ktime_ns")?;
@@ -478,7 +485,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         });
     }
 
-    let subject = if ty == "lost" {
+    let subject = if ty == "lost" || ty == "end" {
         None
     } else {
         let pid = need(raw.pid, "pid")?;
@@ -571,6 +578,12 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         "lost" => Body::Lost {
             kind: Name::Owned(text(need(raw.kind, "kind")?)),
             count: need(raw.count, "count")?,
+        },
+        "end" => Body::End {
+            reason: Name::Owned(text(need(raw.reason, "reason")?)),
+            records: raw.records.map_or_else(Vec::new, |f| f.0),
+            lost: raw.lost.map_or_else(Vec::new, |f| f.0),
+            not_written: raw.records_not_written.unwrap_or(0),
         },
         "alert" | "alert_end" => {
             let name = need(raw.alert, "alert")?;
@@ -894,6 +907,10 @@ impl Builder {
         }
         match parse_line(text) {
             Ok(Item::Record(p)) => {
+                stats.end = match &p.record.body {
+                    Body::End { reason, .. } => Some(reason.to_string()),
+                    _ => None,
+                };
                 stats.records += 1;
                 seq.check(p.seq, stats);
                 let input = self.inputs.len();
@@ -905,6 +922,7 @@ impl Builder {
                 ts,
                 meta,
             }) => {
+                stats.end = None;
                 stats.records += 1;
                 seq.check(meta.seq, stats);
                 let run = self.run_of(host, boot_id, meta.ktime_ns, ts.as_deref());

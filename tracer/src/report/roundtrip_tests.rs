@@ -177,7 +177,7 @@ impl Rng {
         }
     }
 
-    /// A random record of kind `kind` (0..10, one per record type).
+    /// A random record of kind `kind` (0..11, one per record type).
     fn record(&mut self, kind: u64, cgroups: &[Arc<str>]) -> Record {
         let body = match kind {
             0 => Body::Process {
@@ -247,13 +247,23 @@ impl Rng {
                 }
                 Body::Alert(Box::new(a))
             }
-            _ => Body::Lost {
+            9 => Body::Lost {
                 kind: self.name(),
                 count: self.u64(),
             },
+            _ => Body::End {
+                reason: self.name(),
+                records: (0..self.below(5))
+                    .map(|_| (self.name(), self.u64()))
+                    .collect(),
+                lost: (0..self.below(5))
+                    .map(|_| (self.name(), self.u64()))
+                    .collect(),
+                not_written: self.u64(),
+            },
         };
         let subject = match body {
-            Body::Lost { .. } => None,
+            Body::Lost { .. } | Body::End { .. } => None,
             _ => Some(self.subject(cgroups)),
         };
         Record {
@@ -302,7 +312,7 @@ fn check_seed(seed: u64) {
         .map(|i| Arc::from(format!("/system.slice/{}{i}.service", rng.text(10))))
         .chain([Arc::from("/")])
         .collect();
-    let records: Vec<Record> = (0..10)
+    let records: Vec<Record> = (0..11)
         .flat_map(|kind| (0..PER_KIND).map(move |_| kind))
         .map(|kind| rng.record(kind, &cgroups))
         .collect();

@@ -83,6 +83,8 @@ pub struct InputOut {
     pub bad_lines: u64,
     pub missing_lines: u64,
     pub seq_restarts: u64,
+    /// The `reason` of the input's closing `end` record; null when it has none.
+    pub end_reason: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -604,6 +606,7 @@ pub fn compute(records: &Records, h: &History, opts: Options) -> Report {
             bad_lines: i.bad,
             missing_lines: i.missing,
             seq_restarts: i.seq_restarts,
+            end_reason: i.end.clone(),
         })
         .collect();
     let input_problems = InputProblems {

@@ -1679,3 +1679,47 @@ fn tree_folds_identical_subtrees_as_pstree_does() {
     );
     assert_eq!(lines.len(), 8, "{t}");
 }
+
+// ---------------------------------------------------------------------------
+// The `end` record
+
+#[test]
+fn end_record_is_the_end_of_the_run_and_a_file_without_one_is_named() {
+    let mut w = storm(3, 100);
+    let last_event = w.lines.len();
+    w.push(
+        "end",
+        4000,
+        json!({"reason": "duration", "records": {"fork": 6}, "lost": {"fork": 0}, "records_not_written": 0}),
+    );
+    let ended = w.text();
+    let cut: String = w.lines[..last_event]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+
+    let r = read(&[("ended.jsonl", &ended)]);
+    assert_eq!(r.bad_total(), 0, "{:?}", r.first_bad);
+    assert_eq!(r.inputs[0].end.as_deref(), Some("duration"));
+    let h = History::build(&r);
+    let rep = stats::compute(&r, &h, Options::default());
+    // The run lasts until the end record, not until its last event (t = 310 ms).
+    assert_eq!(rep.runs[0].duration_ns, 4000 * MS);
+    let out = text::render(&rep);
+    assert!(!out.contains("without an end record"), "{out}");
+
+    let r = read(&[("cut.jsonl", &cut)]);
+    assert_eq!(r.inputs[0].end, None);
+    let h = History::build(&r);
+    let out = text::render(&stats::compute(&r, &h, Options::default()));
+    assert!(
+        out.contains(
+            "cut.jsonl: ended without an end record: tracer was killed or is still running"
+        ),
+        "{out}"
+    );
+    // An end without its reason is a bad line, not a silent end.
+    let bad = ended.replace(r#""reason":"duration","#, "");
+    let r = read(&[("bad.jsonl", &bad)]);
+    assert_eq!(r.bad.get(&BadKind::MissingField), Some(&1));
+}

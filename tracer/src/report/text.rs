@@ -129,6 +129,15 @@ fn title(o: &mut String, r: &Report) {
             duration(run.duration_ns)
         );
     }
+    // A file `watch` finished ends with `end`; without one, its last event is
+    // not the end of the run, and the run's length above is a lower bound.
+    for i in r.inputs.iter().filter(|i| i.end_reason.is_none()) {
+        let _ = writeln!(
+            o,
+            "  {}: ended without an end record: tracer was killed or is still running",
+            i.name
+        );
+    }
 }
 
 fn section(o: &mut String, name: &str) {

@@ -37,7 +37,8 @@ pub struct Args {
     /// Form of the lines printed on stdout [default: text; jsonl with `-o -`].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print no event lines on stdout (the summary still goes to stderr).
+    /// Print no event lines on stdout; alerts still go to stderr as they fire, and the
+    /// summary at the end. Exit status 3 says records or events were lost (README).
     #[arg(short, long)]
     pub quiet: bool,
     /// Follow this existing process and its descendants; end when they are all gone.

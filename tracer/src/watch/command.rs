@@ -159,6 +159,12 @@ impl Spawned {
         }
     }
 
+    /// The command was reaped, killed by `sig`.
+    pub fn killed_by(&self, sig: i32) -> bool {
+        self.status
+            .is_some_and(|s| libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == sig)
+    }
+
     /// tracer's exit code for the command's wait status: its code, or 128 + signal as shells do.
     pub fn exit_code(&self) -> Option<u8> {
         let s = self.status?;

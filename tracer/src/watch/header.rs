@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::args::{Args, Format};
 
 /// The JSON Lines schema the writer follows (docs/events.md).
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `uname -r`, from /proc/sys/kernel/osrelease (the same string).
 fn kernel_release() -> Option<String> {
@@ -105,7 +105,7 @@ mod tests {
         text.push(b'}');
         let v: Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(v["tracer_version"], json!(env!("CARGO_PKG_VERSION")));
-        assert_eq!(v["schema_version"], json!(1));
+        assert_eq!(v["schema_version"], json!(2));
         assert_eq!(v["kernel"], json!(kernel_release()));
         let o = &v["options"];
         assert_eq!(o["output"], json!("/var/log/t.jsonl"));

@@ -51,6 +51,11 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// After the command's whole tree is gone, how long to wait for its last events
 /// to come through the ring buffer.
 const TAIL_GRACE: Duration = Duration::from_secs(2);
+/// After SIGINT, SIGTERM or the end of `--duration`, how long at most to go on
+/// draining for the followed processes' last events. A Ctrl-C reaches the
+/// command too, but it dies a moment after tracer is told: stopping at once
+/// would lose its `exit` (about one run in seven did).
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Events applied per turn of the main loop at most, and for how long at most.
 /// When events come in faster than they are applied (a fork bomb; a debug
 /// build), the ring never empties: without a bound the drain would never
@@ -167,6 +172,7 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
         };
         writers.push(("stdout".to_string(), w));
     }
+    let quiet_alerts = writers.is_empty() && args.alerts.config().is_some();
     Ok(Sinks {
         writers,
         redactor,
@@ -177,6 +183,22 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
         failed: Default::default(),
         fork_parents: None,
         alerts: args.alerts.config().map(crate::alerts::Engine::new),
+        lost: [0; kind::COUNT as usize],
+        // `--quiet` silences event lines, not alerts: without a stdout writer they
+        // go to stderr (for a systemd unit, the journal).
+        alert_lines: quiet_alerts.then(|| {
+            let color = match args.color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => io::stderr().is_terminal(),
+            };
+            TextWriter::new(
+                Box::new(io::stderr()) as Box<dyn Write>,
+                info.clone(),
+                color,
+            )
+        }),
+        stdout_closed: false,
     })
 }
 
@@ -185,7 +207,29 @@ enum End {
     Signal(i32),
     Duration,
     FollowedGone,
+    /// The reader of stdout went away (`tracer watch | head`).
+    StdoutClosed,
+    /// Waiting on the ring buffer failed.
+    Error,
 }
+
+impl End {
+    /// The `reason` of the `end` record (docs/events.md).
+    fn reason(self, command: bool) -> &'static str {
+        match self {
+            End::Signal(_) => "signal",
+            End::Duration => "duration",
+            End::FollowedGone if command => "command",
+            End::FollowedGone => "pid-gone",
+            End::StdoutClosed => "stdout-closed",
+            End::Error => "error",
+        }
+    }
+}
+
+/// tracer's exit status when records or events were lost (README, Exit status):
+/// the run went on, but the recording is not whole.
+pub const EXIT_DATA_LOST: u8 = 3;
 
 async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     let started = Instant::now();
@@ -304,10 +348,20 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     // The last drain stopped at its bound: the ring may hold more.
     let mut backlog = false;
 
+    // Set when a stop was asked for: why, and when. The loop goes on draining
+    // until the followed processes are gone or STOP_GRACE has passed.
+    let mut stopping: Option<(End, Instant)> = None;
+    let mut failure = None;
     let end = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
-                let mut guard = guard.context("waiting on the ring buffer")?;
+                let mut guard = match guard.context("waiting on the ring buffer") {
+                    Ok(g) => g,
+                    Err(e) => {
+                        failure = Some(e);
+                        break End::Error;
+                    }
+                };
                 let t0 = boottime_ns();
                 backlog = drain(guard.get_inner_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
                 if !backlog {
@@ -332,8 +386,15 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sigint.recv() => break End::Signal(libc::SIGINT),
-            _ = sigterm.recv() => break End::Signal(libc::SIGTERM),
+            // A second signal while stopping ends the wait at once.
+            _ = sigint.recv() => match stopping {
+                Some((why, _)) => break why,
+                None => stopping = Some(stop(End::Signal(libc::SIGINT), &spawned)),
+            },
+            _ = sigterm.recv() => match stopping {
+                Some((why, _)) => break why,
+                None => stopping = Some(stop(End::Signal(libc::SIGTERM), &spawned)),
+            },
             _ = sigchld.recv(), if spawned.is_some() => {
                 if let Some(s) = spawned.as_mut() { s.reap(); }
             }
@@ -341,7 +402,9 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                 sinks.reopen();
                 sinks.end_batch(&model);
             }
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break End::Duration,
+            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() && stopping.is_none() => {
+                stopping = Some(stop(End::Duration, &spawned));
+            }
             _ = tick.tick() => {
                 let t0 = boottime_ns();
                 backlog = drain(ring.get_mut(), &mut model, &mut records, &mut sinks, &mut decode_errors);
@@ -351,6 +414,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                 lost_reader.poll(&mut model, &mut records);
                 let applied = model.applied_upto().max(caught_up);
                 zombies.run(&mut model, boottime_ns(), applied, &mut records);
+                sinks.lost = lost_reader.seen;
                 sinks.write_all(&mut records);
                 sinks.tick(boottime_ns());
                 if let Some(s) = spawned.as_mut() { s.reap(); }
@@ -365,6 +429,16 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                 // After the flush too: it may have reopened a file that was gone.
                 sinks.end_batch(&model);
             }
+        }
+        if sinks.stdout_closed && stopping.is_none() {
+            stopping = Some(stop(End::StdoutClosed, &spawned));
+        }
+        if let Some((why, at)) = stopping
+            && (!model.is_following()
+                || model.followed_remaining() == 0
+                || at.elapsed() >= STOP_GRACE)
+        {
+            break why;
         }
         if model.is_following() && model.followed_remaining() == 0 {
             break End::FollowedGone;
@@ -381,17 +455,6 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         }
     };
 
-    // Stopped by SIGTERM or --duration while the command runs: pass the stop on
-    // to it, as `timeout` does, rather than leave it running untraced. (Ctrl-C
-    // reaches it from the terminal already.)
-    if let Some(s) = &spawned
-        && s.status.is_none()
-        && matches!(end, End::Duration | End::Signal(libc::SIGTERM))
-    {
-        // SAFETY: kill with a pid we spawned and have not reaped.
-        unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
-    }
-
     // Take what is still in the ring, then the final drop counts. At most a
     // ring's worth (every event is larger than 64 bytes): what a storm adds
     // meanwhile happened after the end.
@@ -407,6 +470,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         rounds -= 1;
     }
     lost_reader.poll(&mut model, &mut records);
+    sinks.lost = lost_reader.seen;
     sinks.write_all(&mut records);
     // Zombies /proc no longer has, checked once more whatever their age: found
     // gone at `v`, they are released once the ring is drained past `v` and the
@@ -444,6 +508,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     // Episodes whose quiet period has passed by now end in this recording: the run
     // may stop (tree gone, signal) before the next tick would have said so.
     sinks.tick(boottime_ns());
+    sinks.write_end(end.reason(spawned.is_some()));
     sinks.finish();
 
     let top_forkers = counters
@@ -482,12 +547,44 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     .render();
     eprint!("{text}");
 
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let code = match (end, &spawned) {
+        // We ended it with SIGTERM (`stop`): the run did what it was asked.
+        (End::Duration | End::StdoutClosed, Some(s)) if s.killed_by(libc::SIGTERM) => 0,
         (_, Some(s)) if s.status.is_some() => s.exit_code().unwrap_or(1),
         (End::Signal(sig), Some(_)) => 128 + sig as u8,
         _ => 0,
     };
-    Ok(code)
+    // COMMAND's own failure says more than ours; otherwise say that the
+    // recording is not whole ("Nothing lost silently"): records not written,
+    // events the kernel could not deliver, ring records that did not decode.
+    let data_lost = sinks.failed.values().sum::<u64>() > 0
+        || lost_reader.seen.iter().sum::<u64>() > 0
+        || decode_errors > 0;
+    Ok(if code == 0 && data_lost {
+        EXIT_DATA_LOST
+    } else {
+        code
+    })
+}
+
+/// A stop was asked for (`why`). Stopped by SIGTERM or --duration while the
+/// command runs: pass the stop on to it, as `timeout` does, rather than leave it
+/// running untraced. (Ctrl-C reaches it from the terminal already.)
+fn stop(why: End, spawned: &Option<Spawned>) -> (End, Instant) {
+    if let Some(s) = spawned
+        && s.status.is_none()
+        && matches!(
+            why,
+            End::Duration | End::StdoutClosed | End::Signal(libc::SIGTERM)
+        )
+    {
+        // SAFETY: kill with a pid we spawned and have not reaped.
+        unsafe { libc::kill(s.pid as libc::pid_t, libc::SIGTERM) };
+    }
+    (why, Instant::now())
 }
 
 /// Applies what the ring buffer holds, at most [`DRAIN_MAX`] events; returns true

@@ -9,7 +9,7 @@ use crate::{
     alerts::Engine,
     cgroup::CgroupResolver,
     model::Model,
-    output::{JsonlWriter, Writer, file::OutputFile},
+    output::{JsonlWriter, TextWriter, Writer, file::OutputFile},
     record::{Body, ProcId, Record},
     redact::Redactor,
 };
@@ -41,6 +41,12 @@ pub struct Sinks {
     pub alerts: Option<Engine>,
     /// Hides secrets in argv before a record is written or seen by `alerts`.
     pub redactor: Redactor,
+    /// Events the kernel could not deliver so far, per kind, for `end` records.
+    pub lost: crate::loader::KindTotals,
+    /// With `--quiet`: alerts still go to stderr as they fire, one line each.
+    pub alert_lines: Option<TextWriter<Box<dyn Write>>>,
+    /// The reader of stdout went away (`tracer watch | head`): the run ends.
+    pub stdout_closed: bool,
 }
 
 impl Sinks {
@@ -92,15 +98,26 @@ impl Sinks {
         }
         for (name, w) in &mut self.writers {
             if let Err(e) = w.write(rec) {
-                note_failure(
-                    &mut self.failed,
-                    &mut self.failing,
-                    name,
-                    "writing to",
-                    &e,
-                    1,
-                );
+                if is_stdout_gone(name, &e) {
+                    self.stdout_closed = true;
+                } else {
+                    note_failure(
+                        &mut self.failed,
+                        &mut self.failing,
+                        name,
+                        "writing to",
+                        &e,
+                        1,
+                    );
+                }
             }
+        }
+        if self.stdout_closed {
+            self.writers.retain(|(name, _)| name != "stdout");
+        }
+        if let (Some(w), Body::Alert(_)) = (self.alert_lines.as_mut(), &rec.body) {
+            // stderr: nothing to count or retry if even that fails.
+            let _ = w.write(rec).and_then(|()| w.flush());
         }
         if let Some(f) = self.file.as_mut() {
             let result = f.w.write(rec);
@@ -156,6 +173,10 @@ impl Sinks {
             return;
         };
         if f.w.get_ref().rotation_due() {
+            self.write_end("rotated");
+            let Some(f) = self.file.as_mut() else {
+                return;
+            };
             let result = f.w.get_mut().rotate();
             self.file_result("rotating", result, 0);
         }
@@ -164,6 +185,8 @@ impl Sinks {
 
     /// SIGHUP: reopen the output file (logrotate moved it away).
     pub fn reopen(&mut self) {
+        // The file logrotate moved away is done: it ends like a rotated one.
+        self.write_end("rotated");
         if let Some(f) = self.file.as_mut() {
             let result = f.w.get_mut().reopen();
             self.file_result("reopening", result, 0);
@@ -202,6 +225,30 @@ impl Sinks {
         if let Some(f) = self.file.as_mut() {
             f.w.get_mut().header_written();
         }
+    }
+
+    /// Ends the output file with an `end` record (docs/events.md): `reason`, and
+    /// the run's totals so far. It counts like any other record.
+    pub fn write_end(&mut self, reason: &'static str) {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        let rec = Record {
+            ktime_ns: super::boottime_ns(),
+            subject: None,
+            body: Body::End {
+                reason: reason.into(),
+                records: self.counts.iter().map(|(k, n)| ((*k).into(), *n)).collect(),
+                lost: (0..tracer_common::kind::COUNT)
+                    .map(|k| (tracer_common::kind::name(k).into(), self.lost[k as usize]))
+                    .collect(),
+                not_written: self.failed.get(&f.name).copied().unwrap_or(0),
+            },
+            uncertain: false,
+        };
+        *self.counts.entry("end").or_default() += 1;
+        let result = f.w.write(&rec);
+        self.file_result("writing to", result, 1);
     }
 
     /// The highest fork rates the alert engine saw, per parent, executable and
@@ -258,11 +305,15 @@ impl Sinks {
     pub fn flush(&mut self) {
         for (name, w) in &mut self.writers {
             match w.flush() {
+                Err(e) if is_stdout_gone(name, &e) => self.stdout_closed = true,
                 Err(e) => {
                     note_failure(&mut self.failed, &mut self.failing, name, "flushing", &e, 0)
                 }
                 Ok(()) => note_recovery(&mut self.failing, name),
             }
+        }
+        if self.stdout_closed {
+            self.writers.retain(|(name, _)| name != "stdout");
         }
         if let Some(f) = self.file.as_mut() {
             let result = f.w.flush();
@@ -304,6 +355,12 @@ fn redact(redactor: &Redactor, rec: &mut Record) {
         }
         _ => {}
     }
+}
+
+/// The reader of stdout went away (EPIPE: SIGPIPE is ignored by the Rust
+/// runtime): not a failure to report, the sign to stop, as `grep` would.
+fn is_stdout_gone(name: &str, e: &io::Error) -> bool {
+    name == "stdout" && e.kind() == io::ErrorKind::BrokenPipe
 }
 
 /// Says once per episode that a writer failed (tracing goes on), and counts
