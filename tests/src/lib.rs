@@ -679,11 +679,18 @@ pub fn check_record(v: &Value) -> Result<(), String> {
         field(v, "comm", Str, false)?;
         field(v, "uid", U64, true)?;
         field(v, "cgroup", Str, true)?;
+        field(v, "cgroup_id", U64, false)?;
     }
     match ty {
         "process" => {
+            field(v, "filename", Str, true)?;
             field(v, "argv", StrArray, false)?;
             field(v, "argv_redacted", Bool, false)?;
+            field(v, "state", Str, false)?;
+            let state = v["state"].as_str().expect("checked");
+            if state.len() != 1 || !"RSDZTtIXPKWx".contains(state) {
+                return Err(format!("state {state:?} is not one /proc/PID/stat letter"));
+            }
         }
         "fork" => {
             field(v, "parent_proc_id", Str, true)?;
@@ -707,7 +714,7 @@ pub fn check_record(v: &Value) -> Result<(), String> {
         "exec_failed" => {
             field(v, "filename", Str, false)?;
             field(v, "errno", U64, false)?;
-            field(v, "error", Str, false)?;
+            field(v, "error", Str, true)?;
             if v["errno"].as_u64() == Some(0) {
                 return Err("errno 0 (must be positive)".into());
             }
@@ -1252,7 +1259,7 @@ mod tests {
 
     fn exit_line(seq: u64, extra: &str) -> String {
         format!(
-            r#"{{"seq":{seq},"type":"exit","ts":"2024-05-01T12:34:56.5Z","ktime_ns":1,"host":"h","boot_id":"b","pid":5,"tid":5,"ppid":1,"proc_id":"5-7","comm":"x","uid":0,"cgroup":null,"core_dumped":false,"lifetime_ns":3,"thread":false{extra}}}"#
+            r#"{{"seq":{seq},"type":"exit","ts":"2024-05-01T12:34:56.5Z","ktime_ns":1,"host":"h","boot_id":"b","pid":5,"tid":5,"ppid":1,"proc_id":"5-7","comm":"x","uid":0,"cgroup":null,"cgroup_id":0,"core_dumped":false,"lifetime_ns":3,"thread":false{extra}}}"#
         )
     }
 

@@ -31,7 +31,9 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        gated storm-gated DIR N fork-fail fork-on-cpus
        fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N
        orphan-zombies N  subreaper-null-waitid N  subreaper-ignores-sigchld N
-       fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS";
+       fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS
+       join-fork PROCS_FILE|-  cgroup-storm PROCS_FILE PARENTS SECS PACE_MS
+       exec-errors DIR  crash DIR";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,6 +87,15 @@ fn main() {
         "orphan-zombies" => orphan_zombies(num_arg(&args, 1)),
         "subreaper-null-waitid" => subreaper_null_waitid(num_arg(&args, 1)),
         "subreaper-ignores-sigchld" => subreaper_ignores_sigchld(num_arg(&args, 1)),
+        "join-fork" => join_fork(args.get(1).map_or("-", String::as_str)),
+        "cgroup-storm" => cgroup_storm(
+            args.get(1).map_or("", String::as_str),
+            num_arg(&args, 2),
+            num_arg(&args, 3),
+            num_arg(&args, 4),
+        ),
+        "exec-errors" => exec_errors(&dir_arg(&args)),
+        "crash" => crash(&dir_arg(&args)),
         "crash-loop" => crash_loop(),
         "nproc-burst" => nproc_burst(num_arg(&args, 1)),
         "fork-bomb" => fork_bomb(num_arg(&args, 1), args.get(2).map_or("", String::as_str)),
@@ -1560,5 +1571,218 @@ fn subreaper_ignores_sigchld(n: usize) -> i32 {
         "self": getpid(), "middle": middle, "zombies": kids,
         "orphaned_ns": orphaned_ns, "gone_ns": &gone[..kids.len()],
     }));
+    0
+}
+
+// ---------------------------------------------------------------------------
+// Modes for tests/tests/promises.rs (what README and docs/events.md promise)
+
+/// Argument 1 as an existing directory.
+fn dir_arg(args: &[String]) -> std::path::PathBuf {
+    match args.get(1).map(std::path::PathBuf::from) {
+        Some(d) if d.is_dir() => d,
+        other => broken(&format!(
+            "{}: argument 1 must be a directory, got {other:?}\n{USAGE}",
+            args[0]
+        )),
+    }
+}
+
+/// Wall-clock time (CLOCK_REALTIME) in ns since the epoch.
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Moves itself into the cgroup whose `cgroup.procs` is `procs` (none for `-`),
+/// then a child execs /bin/true. Reports the wall clock just before the fork and
+/// just after the reap.
+fn join_fork(procs: &str) -> i32 {
+    if procs != "-" {
+        std::fs::write(procs, getpid().to_string())
+            .unwrap_or_else(|e| broken(&format!("join-fork: join {procs}: {e}")));
+    }
+    let argv = cstrings(&[b"true"]);
+    let before_ns = realtime_ns();
+    let child = fork_or_die();
+    if child == 0 {
+        exec_or_exit(c"/bin/true", &argv);
+    }
+    expect_exited(child, wait_pid(child), 0);
+    let after_ns = realtime_ns();
+    report(
+        json!({ "self": getpid(), "child": child, "before_ns": before_ns, "after_ns": after_ns }),
+    );
+    0
+}
+
+/// Joins the cgroup of `procs`, then starts `parents` processes that each fork a
+/// child (which `_exit(0)`s), reap it and sleep `pace_ms`, for `secs` seconds: a
+/// storm of the whole cgroup in which no parent forks faster than 1000/`pace_ms`
+/// per second.
+fn cgroup_storm(procs: &str, parents: usize, secs: u64, pace_ms: u64) -> i32 {
+    std::fs::write(procs, getpid().to_string())
+        .unwrap_or_else(|e| broken(&format!("cgroup-storm: join {procs:?}: {e}")));
+    let end = Instant::now() + Duration::from_secs(secs);
+    let (rd, wr) = pipe_or_die();
+    let mut pids = Vec::with_capacity(parents);
+    for _ in 0..parents {
+        let parent = fork_or_die();
+        if parent == 0 {
+            close(rd);
+            let mut n = 0u32;
+            // Instant::now is clock_gettime, nanosleep and fork/wait are syscalls:
+            // all async-signal-safe.
+            while Instant::now() < end {
+                let child = fork_or_exit();
+                if child == 0 {
+                    child_exit(0);
+                }
+                let mut status = 0;
+                // SAFETY: status is a valid out-pointer.
+                if unsafe { libc::waitpid(child, &mut status, 0) } != child {
+                    child_exit(BROKEN);
+                }
+                n += 1;
+                let pause = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: (pace_ms * 1_000_000) as libc::c_long,
+                };
+                // SAFETY: valid timespec; no remainder wanted.
+                unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+            }
+            write_u32(wr, n);
+            child_exit(0);
+        }
+        pids.push(parent);
+    }
+    close(wr);
+    let counts = read_u32s(rd);
+    for &p in &pids {
+        expect_exited(p, wait_pid(p), 0);
+    }
+    if counts.len() != parents {
+        broken(&format!(
+            "cgroup-storm: {} of {parents} parents reported",
+            counts.len()
+        ));
+    }
+    let children: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    report(json!({ "self": getpid(), "parents": pids, "children": children, "secs": secs }));
+    0
+}
+
+/// Writes `content` to `dir/name` with `mode`; returns the path.
+fn write_file(dir: &std::path::Path, name: &str, content: &[u8], mode: u32) -> CString {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, content)
+        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)))
+        .unwrap_or_else(|e| broken(&format!("write {}: {e}", path.display())));
+    CString::new(path.as_os_str().as_bytes()).expect("path has a NUL")
+}
+
+/// Failed and unusual execs: execve of a file without execute permission
+/// (EACCES), of an executable file that is no known format and has no `#!`
+/// (ENOEXEC), an execveat of a name relative to a directory descriptor that fails
+/// (ENOENT) and one that works, and an fexecve.
+fn exec_errors(dir: &std::path::Path) -> i32 {
+    let me = getpid();
+    let argv = cstrings(&[b"true"]);
+    let noexec = write_file(dir, "tw-noexec", b"#!/bin/sh\nexit 0\n", 0o644);
+    let eacces = exec_fails(&noexec, &argv);
+    // Not ELF, no `#!`, too short for any other binfmt handler: fs/exec.c
+    // search_binary_handler returns ENOEXEC.
+    let garbage = write_file(dir, "tw-garbage", b"\x01\x02\x03 not a program\n", 0o755);
+    let enoexec = exec_fails(&garbage, &argv);
+    if (eacces, enoexec) != (libc::EACCES, libc::ENOEXEC) {
+        broken(&format!(
+            "exec-errors: errno {eacces} and {enoexec}, expected EACCES and ENOEXEC"
+        ));
+    }
+    let bin = std::fs::File::open("/bin")
+        .unwrap_or_else(|e| broken(&format!("exec-errors: open /bin: {e}")));
+    let true_file = std::fs::File::open("/bin/true")
+        .unwrap_or_else(|e| broken(&format!("exec-errors: open /bin/true: {e}")));
+    use std::os::fd::AsRawFd;
+    let (dirfd, filefd) = (bin.as_raw_fd(), true_file.as_raw_fd());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let ptrs = ptr_array(&argv);
+    let execveat = |fd: i32, name: &CStr, flags: i32| -> i32 {
+        // SAFETY: NUL-terminated name, argv and envp that outlive the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd,
+                name.as_ptr(),
+                ptrs.as_ptr(),
+                envp.as_ptr(),
+                flags,
+            )
+        };
+        errno()
+    };
+    let missing = execveat(dirfd, c"tw-no-such-program", 0);
+    if missing != libc::ENOENT {
+        broken(&format!(
+            "exec-errors: execveat of a missing name: errno {missing}, expected ENOENT"
+        ));
+    }
+    let execveat_child = fork_or_die();
+    if execveat_child == 0 {
+        execveat(dirfd, c"true", 0);
+        child_exit(127);
+    }
+    expect_exited(execveat_child, wait_pid(execveat_child), 0);
+    let fexecve_child = fork_or_die();
+    if fexecve_child == 0 {
+        // SAFETY: an open descriptor, NUL-terminated argv and envp.
+        unsafe { libc::fexecve(filefd, ptrs.as_ptr().cast(), envp.as_ptr()) };
+        child_exit(127);
+    }
+    expect_exited(fexecve_child, wait_pid(fexecve_child), 0);
+    report(json!({
+        "self": me,
+        "noexec": noexec.to_str().expect("UTF-8 temp path"),
+        "garbage": garbage.to_str().expect("UTF-8 temp path"),
+        "dirfd": dirfd,
+        "execveat_child": execveat_child,
+        "filefd": filefd,
+        "fexecve_child": fexecve_child,
+    }));
+    0
+}
+
+/// A child in `dir` with an unlimited RLIMIT_CORE is killed by SIGSEGV and dumps
+/// core (where is up to /proc/sys/kernel/core_pattern, which the test checks).
+fn crash(dir: &std::path::Path) -> i32 {
+    let cdir = CString::new(dir.as_os_str().as_bytes()).expect("path has a NUL");
+    let child = fork_or_die();
+    if child == 0 {
+        let unlimited = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: plain syscalls on itself; SIG_DFL undoes the handler Rust's
+        // runtime installed for stack overflows, so the signal kills.
+        unsafe {
+            if libc::chdir(cdir.as_ptr()) != 0
+                || libc::setrlimit(libc::RLIMIT_CORE, &unlimited) != 0
+            {
+                libc::_exit(BROKEN);
+            }
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::kill(libc::getpid(), libc::SIGSEGV);
+        }
+        child_exit(BROKEN);
+    }
+    let status = wait_pid(child);
+    if !libc::WIFSIGNALED(status) || libc::WTERMSIG(status) != libc::SIGSEGV {
+        broken(&format!(
+            "crash: child {child}: wait status {status:#x}, expected SIGSEGV"
+        ));
+    }
+    report(json!({ "self": getpid(), "child": child, "core_dumped": libc::WCOREDUMP(status) }));
     0
 }

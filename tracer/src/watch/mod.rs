@@ -261,7 +261,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         ring,
         lost,
         counters,
-        ebpf: _programs,
+        ebpf: programs,
         kernel_log,
         ..
     } = loaded;
@@ -455,6 +455,11 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         }
     };
 
+    // Detach the programs first (dropping `Ebpf` drops its links; the maps were
+    // taken out of it and stay open): nothing is counted or sent after this, so
+    // the drain below reaches the true end of the ring and the kernel's counts in
+    // the summary are exactly the records plus the events reported lost.
+    drop(programs);
     // Take what is still in the ring, then the final drop counts. At most a
     // ring's worth (every event is larger than 64 bytes): what a storm adds
     // meanwhile happened after the end.
