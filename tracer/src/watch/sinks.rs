@@ -5,6 +5,7 @@ use std::{
     io::{self, Write},
 };
 
+use super::on_alert::{Job, OnAlert};
 use crate::{
     alerts::Engine,
     cgroup::CgroupResolver,
@@ -41,6 +42,49 @@ pub struct Sinks {
     pub alerts: Option<Engine>,
     /// Hides secrets in argv before a record is written or seen by `alerts`.
     pub redactor: Redactor,
+    /// `--on-alert CMD`: where alert records go besides the writers.
+    pub on_alert: Option<OnAlertSink>,
+}
+
+/// Alerts for `--on-alert`, and the processes it runs.
+pub struct OnAlertSink {
+    pub runner: OnAlert,
+    /// Renders each alert as the JSON line the writers write.
+    pub line: JsonlWriter<io::Sink>,
+    /// tracer's own pid: the processes it forks, other than COMMAND, are CMD's.
+    pub own_pid: u32,
+    /// `-- COMMAND`'s pid, once started.
+    pub command_pid: Option<u32>,
+    /// CMD's processes and their descendants until reaped: recorded like any
+    /// other, but kept from the alert engine, lest a failing or busy CMD raise
+    /// alerts that run CMD again.
+    pub procs: HashSet<ProcId>,
+}
+
+impl OnAlertSink {
+    /// Is `rec` about a process CMD started (directly or not)? Follows forks to
+    /// know them, and forgets them when reaped.
+    fn is_own(&mut self, rec: &Record) -> bool {
+        let Some(s) = &rec.subject else {
+            return false;
+        };
+        if let Body::Fork {
+            parent_proc_id,
+            thread: false,
+            ..
+        } = &rec.body
+        {
+            let from_tracer = s.ppid == self.own_pid && Some(s.pid) != self.command_pid;
+            if from_tracer || parent_proc_id.is_some_and(|p| self.procs.contains(&p)) {
+                self.procs.insert(s.proc_id);
+            }
+        }
+        let own = self.procs.contains(&s.proc_id);
+        if own && matches!(rec.body, Body::Reap { .. }) {
+            self.procs.remove(&s.proc_id);
+        }
+        own
+    }
 }
 
 impl Sinks {
@@ -49,7 +93,8 @@ impl Sinks {
         let mut raised = Vec::new();
         for mut rec in records.drain(..) {
             self.write_one(&mut rec);
-            if let Some(engine) = self.alerts.as_mut() {
+            let own = self.on_alert.as_mut().is_some_and(|o| o.is_own(&rec));
+            if !own && let Some(engine) = self.alerts.as_mut() {
                 // It sees the record redacted: the argv it quotes in alerts
                 // comes from these records.
                 engine.observe(&rec, &mut raised);
@@ -103,6 +148,41 @@ impl Sinks {
         if let Some(f) = self.file.as_mut() {
             let result = f.w.write(rec, &mut self.cgroups);
             self.file_result("writing to", result, 1);
+        }
+        if let Body::Alert(alert) = &rec.body
+            && self.on_alert.is_some()
+        {
+            // Its `seq` is the one it has in the output file, else on stdout.
+            let seq = match (&self.file, self.writers.first()) {
+                (Some(f), _) => f.w.records_written(),
+                (None, Some((_, w))) => w.records_written(),
+                (None, None) => self.counts.values().sum(),
+            };
+            let cgroup = (rec.subject.as_ref())
+                .and_then(|s| self.cgroups.path(s.cgroup_id))
+                .map(str::to_string);
+            let message =
+                crate::alert_text::message(alert, rec.subject.as_ref(), cgroup.as_deref());
+            let Some(o) = self.on_alert.as_mut() else {
+                return;
+            };
+            let line = o.line.render(seq, rec, &mut self.cgroups).to_vec();
+            let pid = rec
+                .subject
+                .as_ref()
+                .map_or(String::new(), |s| s.pid.to_string());
+            o.runner.send(Job {
+                line,
+                env: vec![
+                    (
+                        "TRACER_ALERT_TYPE",
+                        rec.body.type_name().as_bytes().to_vec(),
+                    ),
+                    ("TRACER_ALERT_KIND", alert.kind.name().as_bytes().to_vec()),
+                    ("TRACER_ALERT_PID", pid.into_bytes()),
+                    ("TRACER_ALERT_MESSAGE", message),
+                ],
+            });
         }
     }
 
