@@ -415,3 +415,86 @@ fn note_recovery(failing: &mut BTreeMap<String, u64>, name: &str) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::Comm, output::RunInfo, record::Subject};
+
+    fn rec(pid: u32, ppid: u32, body: Body) -> Record {
+        Record {
+            ktime_ns: 1,
+            subject: Some(Subject {
+                pid,
+                tid: pid,
+                ppid,
+                proc_id: ProcId::from_start_ns(pid, 0),
+                comm: Comm::new(b"x"),
+                uid: Some(0),
+                cgroup_id: 0,
+            }),
+            body,
+            uncertain: false,
+        }
+    }
+
+    fn fork(pid: u32, ppid: u32) -> Record {
+        let parent = ProcId::from_start_ns(ppid, 0);
+        rec(
+            pid,
+            ppid,
+            Body::Fork {
+                parent_proc_id: Some(parent),
+                thread: false,
+                clone_flags: None,
+            },
+        )
+    }
+
+    #[test]
+    fn cmds_processes_are_known_from_their_fork_until_reaped() {
+        let info = RunInfo {
+            host: "h".into(),
+            boot_id: "b".into(),
+            realtime_offset_ns: 0,
+        };
+        let mut o = OnAlertSink {
+            runner: OnAlert::start(
+                std::ffi::OsStr::new("true"),
+                std::time::Duration::from_secs(1),
+            )
+            .unwrap(),
+            line: JsonlWriter::new(io::sink(), info),
+            own_pid: 100,
+            command_pid: Some(101),
+            procs: Default::default(),
+        };
+        // COMMAND and what it starts are not CMD's.
+        assert!(!o.is_own(&fork(101, 100)));
+        assert!(!o.is_own(&fork(102, 101)));
+        // tracer's other children are CMD's runs, with their descendants.
+        assert!(o.is_own(&fork(200, 100)));
+        assert!(o.is_own(&fork(201, 200)));
+        let exit = Body::Exit {
+            exit_code: Some(7),
+            signal: None,
+            core_dumped: false,
+            lifetime_ns: Some(1),
+            thread: false,
+        };
+        assert!(o.is_own(&rec(201, 200, exit.clone())));
+        let reap = Body::Reap {
+            zombie_ns: Some(1),
+            reaper_pid: Some(200),
+            reaper_comm: None,
+            autoreap: false,
+            inferred: None,
+        };
+        assert!(o.is_own(&rec(201, 200, reap)));
+        // Forgotten once reaped: a later process with that pid is not CMD's.
+        assert!(!o.is_own(&rec(201, 1, exit)));
+        assert!(o.procs.contains(&ProcId::from_start_ns(200, 0)));
+        assert!(!o.is_own(&fork(300, 1)));
+        o.runner.finish();
+    }
+}
