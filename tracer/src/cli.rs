@@ -18,6 +18,7 @@ EXAMPLES:
     tracer watch --threads --duration 30s     # include threads, stop after 30 seconds
     tracer watch --format jsonl | jq .        # JSON Lines on stdout
     tracer watch --storm-rate 50              # alert on fork storms above 50 forks/s
+    tracer watch --on-alert 'curl -sS -d @- https://hooks.example/t'  # each alert as JSON to a webhook
     tracer report events.jsonl                # who forked most, zombies, crashes, timeline
     tracer report --tree -p 1234 run.jsonl    # the process tree below pid 1234, folded
     tracer report --format json a.jsonl b.jsonl   # several files or hosts merged, as JSON

@@ -105,6 +105,22 @@ impl<W: Write> JsonlWriter<W> {
         Ok(())
     }
 
+    /// The line [`JsonlWriter::write`] would write for `rec` as record number
+    /// `seq`, `\n` included, without writing it or counting it (for a copy of
+    /// a record sent elsewhere, e.g. `watch --on-alert`).
+    pub fn render(&mut self, seq: u64, rec: &Record) -> &[u8] {
+        self.line.clear();
+        encode(
+            &mut self.line,
+            seq,
+            &self.run_fields,
+            self.realtime_offset_ns,
+            &mut self.ts,
+            rec,
+        );
+        &self.line
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -133,6 +133,14 @@ pub struct AlertArgs {
     /// An alert's episode ends (an `alert_end` record) once its condition has been false this long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub alert_quiet: Duration,
+    /// Run CMD (with /bin/sh -c) for each `alert` and `alert_end`, the record as one JSON line
+    /// on its stdin, one alert at a time, e.g. --on-alert 'curl -sS -d @- https://hooks.example/x'.
+    /// Tracing never waits for it; its output goes to stderr. README: Alerts delivered.
+    #[arg(long, value_name = "CMD", conflicts_with = "no_alerts")]
+    pub on_alert: Option<OsString>,
+    /// Kill an --on-alert run (its whole process group) that takes longer than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", requires = "on_alert")]
+    pub on_alert_timeout: Duration,
 }
 
 impl Args {
@@ -326,6 +334,27 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn on_alert_flags() {
+        let w = parse(&["watch"]).unwrap();
+        assert_eq!(w.alerts.on_alert, None);
+        let w = parse(&[
+            "watch",
+            "--on-alert",
+            "cat >> a",
+            "--on-alert-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(
+            w.alerts.on_alert.as_deref(),
+            Some(std::ffi::OsStr::new("cat >> a"))
+        );
+        assert_eq!(w.alerts.on_alert_timeout, Duration::from_secs(2));
+        assert!(parse(&["watch", "--on-alert-timeout", "2s"]).is_err());
+        assert!(parse(&["watch", "--on-alert", "x", "--no-alerts"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod args;
 mod command;
 mod header;
+mod on_alert;
 mod recheck;
 mod sinks;
 mod summary;
@@ -199,6 +200,17 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
             )
         }),
         stdout_closed: false,
+        on_alert: match &args.alerts.on_alert {
+            Some(cmd) => Some(sinks::OnAlertSink {
+                runner: on_alert::OnAlert::start(cmd, args.alerts.on_alert_timeout)
+                    .context("starting --on-alert")?,
+                line: JsonlWriter::new(io::sink(), info.clone()),
+                own_pid: std::process::id(),
+                command_pid: None,
+                procs: Default::default(),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -322,6 +334,9 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     if let Some(program) = &program {
         let s = command::spawn(&args.command, program)?;
         model.follow_spawned(s.pid);
+        if let Some(o) = sinks.on_alert.as_mut() {
+            o.command_pid = Some(s.pid);
+        }
         spawned = Some(s);
     }
 
@@ -515,6 +530,20 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     sinks.tick(boottime_ns());
     sinks.write_end(end.reason(spawned.is_some()));
     sinks.finish();
+    // Alerts raised up to the end are still delivered, within a bound.
+    let on_alert = sinks.on_alert.take().map(|o| {
+        let pending = o.runner.pending();
+        if pending > 0 {
+            eprintln!(
+                "tracer: waiting for --on-alert to deliver {pending} {} (at most {})",
+                if pending == 1 { "alert" } else { "alerts" },
+                crate::units::duration(
+                    u64::try_from(o.runner.timeout().as_nanos()).unwrap_or(u64::MAX)
+                )
+            );
+        }
+        o.runner.finish()
+    });
 
     let top_forkers = counters
         .forkers()
@@ -548,6 +577,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         failed: &sinks.failed,
         top_forkers,
         peak_rates,
+        on_alert,
     }
     .render();
     eprint!("{text}");

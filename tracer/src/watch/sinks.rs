@@ -5,6 +5,7 @@ use std::{
     io::{self, Write},
 };
 
+use super::on_alert::{Job, OnAlert};
 use crate::{
     alerts::Engine,
     cgroup::CgroupResolver,
@@ -47,6 +48,49 @@ pub struct Sinks {
     pub alert_lines: Option<TextWriter<Box<dyn Write>>>,
     /// The reader of stdout went away (`tracer watch | head`): the run ends.
     pub stdout_closed: bool,
+    /// `--on-alert CMD`: where alert records go besides the writers.
+    pub on_alert: Option<OnAlertSink>,
+}
+
+/// Alerts for `--on-alert`, and the processes it runs.
+pub struct OnAlertSink {
+    pub runner: OnAlert,
+    /// Renders each alert as the JSON line the writers write.
+    pub line: JsonlWriter<io::Sink>,
+    /// tracer's own pid: the processes it forks, other than COMMAND, are CMD's.
+    pub own_pid: u32,
+    /// `-- COMMAND`'s pid, once started.
+    pub command_pid: Option<u32>,
+    /// CMD's processes and their descendants until reaped: recorded like any
+    /// other, but kept from the alert engine, lest a failing or busy CMD raise
+    /// alerts that run CMD again.
+    pub procs: HashSet<ProcId>,
+}
+
+impl OnAlertSink {
+    /// Is `rec` about a process CMD started (directly or not)? Follows forks to
+    /// know them, and forgets them when reaped.
+    fn is_own(&mut self, rec: &Record) -> bool {
+        let Some(s) = &rec.subject else {
+            return false;
+        };
+        if let Body::Fork {
+            parent_proc_id,
+            thread: false,
+            ..
+        } = &rec.body
+        {
+            let from_tracer = s.ppid == self.own_pid && Some(s.pid) != self.command_pid;
+            if from_tracer || parent_proc_id.is_some_and(|p| self.procs.contains(&p)) {
+                self.procs.insert(s.proc_id);
+            }
+        }
+        let own = self.procs.contains(&s.proc_id);
+        if own && matches!(rec.body, Body::Reap { .. }) {
+            self.procs.remove(&s.proc_id);
+        }
+        own
+    }
 }
 
 impl Sinks {
@@ -55,7 +99,8 @@ impl Sinks {
         let mut raised = Vec::new();
         for mut rec in records.drain(..) {
             self.write_one(&mut rec);
-            if let Some(engine) = self.alerts.as_mut() {
+            let own = self.on_alert.as_mut().is_some_and(|o| o.is_own(&rec));
+            if !own && let Some(engine) = self.alerts.as_mut() {
                 // It sees the record redacted: the argv it quotes in alerts
                 // comes from these records.
                 engine.observe(&rec, &mut raised);
@@ -122,6 +167,38 @@ impl Sinks {
         if let Some(f) = self.file.as_mut() {
             let result = f.w.write(rec);
             self.file_result("writing to", result, 1);
+        }
+        if let Body::Alert(alert) = &rec.body
+            && self.on_alert.is_some()
+        {
+            // Its `seq` is the one it has in the output file, else on stdout.
+            let seq = match (&self.file, self.writers.first()) {
+                (Some(f), _) => f.w.records_written(),
+                (None, Some((_, w))) => w.records_written(),
+                (None, None) => self.counts.values().sum(),
+            };
+            let cgroup = rec.subject.as_ref().and_then(|s| s.cgroup.as_deref());
+            let message = crate::alert_text::message(alert, rec.subject.as_ref(), cgroup);
+            let Some(o) = self.on_alert.as_mut() else {
+                return;
+            };
+            let line = o.line.render(seq, rec).to_vec();
+            let pid = rec
+                .subject
+                .as_ref()
+                .map_or(String::new(), |s| s.pid.to_string());
+            o.runner.send(Job {
+                line,
+                env: vec![
+                    (
+                        "TRACER_ALERT_TYPE",
+                        rec.body.type_name().as_bytes().to_vec(),
+                    ),
+                    ("TRACER_ALERT_KIND", alert.kind.name().as_bytes().to_vec()),
+                    ("TRACER_ALERT_PID", pid.into_bytes()),
+                    ("TRACER_ALERT_MESSAGE", message),
+                ],
+            });
         }
     }
 
@@ -393,5 +470,89 @@ fn note_recovery(failing: &mut BTreeMap<String, u64>, name: &str) {
                 "records were"
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::Comm, output::RunInfo, record::Subject};
+
+    fn rec(pid: u32, ppid: u32, body: Body) -> Record {
+        Record {
+            ktime_ns: 1,
+            subject: Some(Subject {
+                pid,
+                tid: pid,
+                ppid,
+                proc_id: ProcId::from_start_ns(pid, 0),
+                comm: Comm::new(b"x"),
+                uid: Some(0),
+                cgroup_id: 0,
+                cgroup: None,
+            }),
+            body,
+            uncertain: false,
+        }
+    }
+
+    fn fork(pid: u32, ppid: u32) -> Record {
+        let parent = ProcId::from_start_ns(ppid, 0);
+        rec(
+            pid,
+            ppid,
+            Body::Fork {
+                parent_proc_id: Some(parent),
+                thread: false,
+                clone_flags: None,
+            },
+        )
+    }
+
+    #[test]
+    fn cmds_processes_are_known_from_their_fork_until_reaped() {
+        let info = RunInfo {
+            host: "h".into(),
+            boot_id: "b".into(),
+            realtime_offset_ns: 0,
+        };
+        let mut o = OnAlertSink {
+            runner: OnAlert::start(
+                std::ffi::OsStr::new("true"),
+                std::time::Duration::from_secs(1),
+            )
+            .unwrap(),
+            line: JsonlWriter::new(io::sink(), info),
+            own_pid: 100,
+            command_pid: Some(101),
+            procs: Default::default(),
+        };
+        // COMMAND and what it starts are not CMD's.
+        assert!(!o.is_own(&fork(101, 100)));
+        assert!(!o.is_own(&fork(102, 101)));
+        // tracer's other children are CMD's runs, with their descendants.
+        assert!(o.is_own(&fork(200, 100)));
+        assert!(o.is_own(&fork(201, 200)));
+        let exit = Body::Exit {
+            exit_code: Some(7),
+            signal: None,
+            core_dumped: false,
+            lifetime_ns: Some(1),
+            thread: false,
+        };
+        assert!(o.is_own(&rec(201, 200, exit.clone())));
+        let reap = Body::Reap {
+            zombie_ns: Some(1),
+            reaper_pid: Some(200),
+            reaper_comm: None,
+            autoreap: false,
+            inferred: None,
+        };
+        assert!(o.is_own(&rec(201, 200, reap)));
+        // Forgotten once reaped: a later process with that pid is not CMD's.
+        assert!(!o.is_own(&rec(201, 1, exit)));
+        assert!(o.procs.contains(&ProcId::from_start_ns(200, 0)));
+        assert!(!o.is_own(&fork(300, 1)));
+        o.runner.finish();
     }
 }

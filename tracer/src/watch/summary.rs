@@ -22,6 +22,8 @@ pub struct Summary<'a> {
     pub top_forkers: Vec<(String, u64)>,
     /// The highest one-second fork rates, from the alert engine.
     pub peak_rates: Option<String>,
+    /// What `--on-alert` did, when given.
+    pub on_alert: Option<super::on_alert::Counts>,
 }
 
 fn join<I: IntoIterator<Item = String>>(parts: I) -> String {
@@ -83,6 +85,16 @@ impl Summary<'_> {
         if let Some(peaks) = &self.peak_rates {
             out += &format!("tracer: peak fork rates: {peaks}\n");
         }
+        if let Some(c) = &self.on_alert {
+            out += &format!(
+                "tracer: --on-alert ran {} {}, {} failed; {} {} dropped\n",
+                c.run,
+                if c.run == 1 { "time" } else { "times" },
+                c.failed,
+                c.dropped,
+                if c.dropped == 1 { "alert" } else { "alerts" },
+            );
+        }
         out
     }
 }
@@ -104,6 +116,7 @@ mod tests {
             failed: &failed,
             top_forkers: vec![],
             peak_rates: None,
+            on_alert: None,
         };
         assert_eq!(
             s.render(),
@@ -129,6 +142,11 @@ mod tests {
             failed: &failed,
             top_forkers: vec![("42 make".into(), 90), ("7 sh".into(), 10)],
             peak_rates: Some("by parent 42 make 80/s".into()),
+            on_alert: Some(super::super::on_alert::Counts {
+                run: 3,
+                failed: 1,
+                dropped: 1,
+            }),
         };
         assert_eq!(
             s.render(),
@@ -136,7 +154,8 @@ mod tests {
              bigger bursts), 1 malformed records skipped, 7 records not written to out.jsonl\n\
              tracer: the kernel saw (all processes, none lost from these counts): fork 100\n\
              tracer: top forkers: 42 make (90), 7 sh (10)\n\
-             tracer: peak fork rates: by parent 42 make 80/s\n"
+             tracer: peak fork rates: by parent 42 make 80/s\n\
+             tracer: --on-alert ran 3 times, 1 failed; 1 alert dropped\n"
         );
     }
 }
