@@ -14,6 +14,8 @@ use crate::{
     redact::Redactor,
 };
 
+use super::filter::RecordFilter;
+
 /// The output file (`-o FILE`): JSON Lines, rotated and reopened, each file
 /// starting with its header (docs/events.md, `meta`).
 pub struct FileSink {
@@ -41,6 +43,9 @@ pub struct Sinks {
     pub alerts: Option<Engine>,
     /// Hides secrets in argv before a record is written or seen by `alerts`.
     pub redactor: Redactor,
+    /// `--uid/--comm/--cgroup/--events`: which records are written; `None` writes
+    /// all. Alerts and the summary's forkers see every record regardless.
+    pub filter: Option<RecordFilter>,
 }
 
 impl Sinks {
@@ -72,11 +77,11 @@ impl Sinks {
         }
     }
 
-    /// Every record goes out through here, its argv redacted first.
+    /// Every record goes out through here, its argv redacted first, unless the
+    /// filter holds it back.
     fn write_one(&mut self, rec: &mut Record) {
         redact(&self.redactor, rec);
         let rec = &*rec;
-        *self.counts.entry(rec.body.type_name()).or_default() += 1;
         if let (
             Some(set),
             Body::Fork {
@@ -88,6 +93,12 @@ impl Sinks {
         {
             set.insert(*parent);
         }
+        if let Some(f) = self.filter.as_mut()
+            && !f.keep(rec, &mut self.cgroups)
+        {
+            return;
+        }
+        *self.counts.entry(rec.body.type_name()).or_default() += 1;
         for (name, w) in &mut self.writers {
             if let Err(e) = w.write(rec, &mut self.cgroups) {
                 note_failure(
@@ -188,6 +199,13 @@ impl Sinks {
             for rec in &mut snapshot {
                 // The model keeps argv as the kernel gave it: redact here too.
                 redact(&self.redactor, rec);
+                // Filtered as the start-up snapshot is. (The filter has seen
+                // these processes already; seeing them again changes nothing.)
+                if let Some(f) = self.filter.as_mut()
+                    && !f.keep(rec, &mut self.cgroups)
+                {
+                    continue;
+                }
                 let Some(f) = self.file.as_mut() else {
                     return;
                 };
