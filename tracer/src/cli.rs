@@ -39,7 +39,8 @@ pub struct Cli {
 pub enum Command {
     /// Trace process events live, on the terminal and/or to a JSON Lines file.
     #[command(after_help = EXAMPLES)]
-    Watch(watch::Args),
+    // Boxed: watch's arguments are several times the size of report's.
+    Watch(Box<watch::Args>),
     /// Report on recorded JSON Lines: top forkers, fork rate, zombies, crashes, the tree.
     #[command(after_help = EXAMPLES)]
     Report(report::Args),

@@ -329,10 +329,10 @@ mod tests {
             kept(&mut f, &recs),
             [false, true, true, false, false, true, true, false]
         );
-        assert!(
-            f.exes
-                .get(&recs[2].subject.as_ref().unwrap().proc_id)
-                .is_some()
+        let child = recs[2].subject.as_ref().unwrap().proc_id;
+        assert_eq!(
+            f.exes.get(&child).map(Vec::as_slice),
+            Some(&b"/usr/bin/ls"[..])
         );
     }
 
