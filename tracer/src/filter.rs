@@ -78,18 +78,21 @@ pub fn parse_comm_regex(s: &str) -> Result<Regex, String> {
     })
 }
 
-/// `--cgroup PATH`: a cgroup v2 path as in `/proc/PID/cgroup` (`/system.slice`), or
-/// under the cgroup2 mount (`/sys/fs/cgroup/system.slice`), which is cut off.
+/// `--cgroup PATH`: a cgroup v2 path as `/proc/PID/cgroup` shows it
+/// (`/system.slice`), relative to the cgroup2 mount; a trailing `/` is dropped.
 pub fn parse_cgroup_prefix(s: &str) -> Result<String, String> {
     let t = s.trim();
-    let rel = t.strip_prefix("/sys/fs/cgroup").unwrap_or(t);
-    let rel = if rel.is_empty() { "/" } else { rel };
-    if !rel.starts_with('/') {
+    if t.starts_with("/sys/fs/cgroup") {
+        return Err(format!(
+            "{s:?} is a file system path: give the cgroup as /proc/PID/cgroup shows it, without the cgroup2 mount point, e.g. /system.slice/nginx.service"
+        ));
+    }
+    if !t.starts_with('/') {
         return Err(format!(
             "{s:?} is not a cgroup path: give it from the root, as /proc/PID/cgroup shows it, e.g. /system.slice/nginx.service"
         ));
     }
-    let trimmed = rel.trim_end_matches('/');
+    let trimmed = t.trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
@@ -158,8 +161,9 @@ mod tests {
     #[test]
     fn cgroup_paths_parse() {
         assert_eq!(parse_cgroup_prefix("/a/b").unwrap(), "/a/b");
-        assert_eq!(parse_cgroup_prefix("/sys/fs/cgroup/a/b/").unwrap(), "/a/b");
-        assert_eq!(parse_cgroup_prefix("/sys/fs/cgroup").unwrap(), "/");
+        assert_eq!(parse_cgroup_prefix("/a/b/").unwrap(), "/a/b");
+        let e = parse_cgroup_prefix("/sys/fs/cgroup/a").unwrap_err();
+        assert!(e.contains("without the cgroup2 mount point"), "{e}");
         assert_eq!(parse_cgroup_prefix("//").unwrap(), "/");
         let e = parse_cgroup_prefix("system.slice").unwrap_err();
         assert!(e.contains("from the root") && !e.contains('\n'), "{e}");

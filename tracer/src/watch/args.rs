@@ -463,7 +463,7 @@ mod tests {
             "--comm",
             "^sleep$",
             "--cgroup",
-            "/sys/fs/cgroup/system.slice/",
+            "/system.slice/",
             "--events",
             "exec,exec_failed",
             "--events=exit",
