@@ -19,8 +19,12 @@ EXAMPLES:
     tracer watch --format jsonl | jq .        # JSON Lines on stdout
     tracer watch --storm-rate 50              # alert on fork storms above 50 forks/s
     tracer watch --on-alert 'curl -sS -d @- https://hooks.example/t'  # each alert as JSON to a webhook
+    tracer watch --events exec_failed         # failed execs only
+    tracer watch --uid 1000 --comm '^python'  # one user's python processes
     tracer report events.jsonl                # who forked most, zombies, crashes, timeline
     tracer report --tree -p 1234 run.jsonl    # the process tree below pid 1234, folded
+    tracer report --since -1h events.jsonl    # the last hour of the recording
+    tracer report --cgroup /system.slice/x.service events.jsonl  # one service's processes
     tracer report --format json a.jsonl b.jsonl   # several files or hosts merged, as JSON
     tracer report --perfetto t.json --flamegraph f.svg run.jsonl  # timeline and flame graph files
     zcat old.jsonl.gz | tracer report -       # read a compressed recording from stdin";
@@ -40,10 +44,11 @@ pub struct Cli {
 pub enum Command {
     /// Trace process events live, on the terminal and/or to a JSON Lines file.
     #[command(after_help = EXAMPLES)]
-    Watch(watch::Args),
+    // Both boxed: their arguments are hundreds of bytes, of different sizes.
+    Watch(Box<watch::Args>),
     /// Report on recorded JSON Lines: top forkers, fork rate, zombies, crashes, the tree.
     #[command(after_help = EXAMPLES)]
-    Report(report::Args),
+    Report(Box<report::Args>),
 }
 
 /// Entry point: parses arguments, runs the command, turns errors into one line.

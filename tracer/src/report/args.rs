@@ -5,8 +5,13 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use regex::Regex;
 
-use crate::parse::parse_mode;
+use super::window::{When, parse_when};
+use crate::{
+    filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
+    parse::parse_mode,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -34,9 +39,25 @@ pub struct Args {
     /// Root the tree at the processes with this pid (implies --tree; repeatable).
     #[arg(short, long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
-    /// Root the tree at the processes with this command name or executable name (implies --tree).
-    #[arg(long, value_name = "NAME")]
-    pub comm: Option<String>,
+    /// Only what happened from WHEN on: an RFC 3339 time (2026-11-22T04:13:22Z), or
+    /// -DURATION before the recording's last record (-1h, -1h30m), or +DURATION after
+    /// its first (+5m). The recording is cut there, as if tracing had started then.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when, allow_hyphen_values = true)]
+    pub since: Option<When>,
+    /// Only what happened up to WHEN (same forms as --since).
+    #[arg(long, value_name = "WHEN", value_parser = parse_when, allow_hyphen_values = true)]
+    pub until: Option<When>,
+    /// Count only processes of this user id (repeatable); with --tree, root the tree at them.
+    #[arg(long = "uid", value_name = "UID")]
+    pub uids: Vec<u32>,
+    /// Count only processes whose comm, or a program they ran, matches REGEX
+    /// (unanchored: '^make$' for exactly make); with --tree, root the tree at them.
+    #[arg(long, value_name = "REGEX", value_parser = parse_comm_regex)]
+    pub comm: Option<Regex>,
+    /// Count only processes in this cgroup or below it, as /proc/PID/cgroup names it
+    /// (e.g. /system.slice/nginx.service); with --tree, root the tree at them.
+    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_prefix)]
+    pub cgroup: Option<String>,
     /// Rows in each ranked list of the report.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub top: u32,
@@ -53,6 +74,42 @@ pub struct Args {
     /// `-` writes it to stdout instead of the report; an input is never overwritten.
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode, default_value = "0600")]
     pub file_mode: u32,
+}
+
+impl Args {
+    /// `--uid`, `--comm` and `--cgroup`.
+    pub fn procs(&self) -> ProcFilter {
+        ProcFilter {
+            uids: self.uids.clone(),
+            comm: self.comm.clone(),
+            cgroup: self.cgroup.clone(),
+        }
+    }
+
+    /// The filters given, as the command line says them, for the report's
+    /// `selection`; empty without any.
+    pub fn selection(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let when = |w: &When| match w {
+            When::At(t) => super::walltime::rfc3339(*t),
+            When::BeforeEnd(d) => format!("-{}", humantime::format_duration(*d)),
+            When::AfterStart(d) => format!("+{}", humantime::format_duration(*d)),
+        };
+        if let Some(w) = &self.since {
+            out.push(format!("--since {}", when(w)));
+        }
+        if let Some(w) = &self.until {
+            out.push(format!("--until {}", when(w)));
+        }
+        out.extend(self.uids.iter().map(|u| format!("--uid {u}")));
+        if let Some(re) = &self.comm {
+            out.push(format!("--comm {:?}", re.as_str()));
+        }
+        if let Some(c) = &self.cgroup {
+            out.push(format!("--cgroup {c}"));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +142,8 @@ mod tests {
         );
         assert_eq!(r.format, ReportFormat::Text);
         assert!(!r.tree && r.pids.is_empty() && r.comm.is_none());
+        assert!(r.procs().is_empty() && r.since.is_none() && r.until.is_none());
+        assert!(r.selection().is_empty());
         assert_eq!(r.top, 5);
     }
 
@@ -104,10 +163,59 @@ mod tests {
         assert_eq!(r.format, ReportFormat::Json);
         assert!(r.tree);
         assert_eq!(r.pids, vec![12, 13]);
-        assert_eq!(r.comm.as_deref(), Some("make"));
+        assert_eq!(r.comm.as_ref().map(Regex::as_str), Some("make"));
         assert_eq!(r.top, 20);
         assert!(parse_report(&["--top", "0", "x"]).is_err());
         assert!(parse_report(&["--format", "yaml", "x"]).is_err());
         assert!(parse_report(&["--pid", "abc", "x"]).is_err());
+    }
+
+    #[test]
+    fn report_window_and_filters() {
+        let r = parse_report(&[
+            "--since",
+            "-1h30m",
+            "--until=2026-11-22T04:13:22Z",
+            "--uid",
+            "0",
+            "--uid",
+            "65534",
+            "--comm",
+            "^sleep$",
+            "--cgroup",
+            "/system.slice/",
+            "x.jsonl",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.since,
+            Some(When::BeforeEnd(std::time::Duration::from_secs(5400)))
+        );
+        assert!(matches!(r.until, Some(When::At(_))));
+        assert_eq!(r.uids, [0, 65534]);
+        assert_eq!(r.cgroup.as_deref(), Some("/system.slice"));
+        assert_eq!(
+            r.selection(),
+            [
+                "--since -1h 30m",
+                "--until 2026-11-22T04:13:22.000000000Z",
+                "--uid 0",
+                "--uid 65534",
+                "--comm \"^sleep$\"",
+                "--cgroup /system.slice"
+            ]
+        );
+        assert_eq!(
+            parse_report(&["--since", "+5m", "x"]).unwrap().since,
+            Some(When::AfterStart(std::time::Duration::from_secs(300)))
+        );
+        for bad in [
+            &["--since", "yesterday", "x"][..],
+            &["--until", "-5 parsecs", "x"],
+            &["--comm", "(", "x"],
+            &["--cgroup", "user.slice", "x"],
+        ] {
+            assert!(parse_report(bad).is_err(), "{bad:?}");
+        }
     }
 }

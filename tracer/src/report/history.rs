@@ -381,6 +381,58 @@ impl History {
         h.fill_exit_parents();
     }
 
+    /// Keeps only the processes for which `keep` is true (`--uid`, `--comm`,
+    /// `--cgroup` in `tracer report`): what is counted is theirs alone. A kept
+    /// process whose parent is not kept has no parent here; failures of the others
+    /// go with them; losses and alerts stay (an alert's culprit is forgotten if it
+    /// is not kept).
+    pub fn retain(&mut self, keep: impl Fn(&Proc) -> bool) {
+        let mut new_idx: Vec<Option<ProcIdx>> = Vec::with_capacity(self.procs.len());
+        let mut n = 0;
+        for p in &self.procs {
+            new_idx.push(keep(p).then(|| {
+                n += 1;
+                n - 1
+            }));
+        }
+        let map = |i: Option<ProcIdx>| i.and_then(|i| new_idx[i]);
+        let procs = std::mem::take(&mut self.procs);
+        for (i, mut p) in procs.into_iter().enumerate() {
+            if new_idx[i].is_none() {
+                continue;
+            }
+            p.parent = map(p.parent);
+            p.children = p.children.iter().filter_map(|&c| new_idx[c]).collect();
+            if let Some(e) = p.exit.as_mut() {
+                e.parent = map(e.parent);
+            }
+            self.procs.push(p);
+        }
+        self.exec_failures.retain_mut(|f| match new_idx[f.proc] {
+            Some(i) => {
+                f.proc = i;
+                true
+            }
+            None => false,
+        });
+        self.fork_failures.retain_mut(|f| match new_idx[f.proc] {
+            Some(i) => {
+                f.proc = i;
+                true
+            }
+            None => false,
+        });
+        for a in &mut self.alerts {
+            a.proc = map(a.proc);
+        }
+        self.index = self
+            .procs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.run, p.id), i))
+            .collect();
+    }
+
     /// The process with this id in this run.
     pub fn find(&self, run: usize, id: ProcId) -> Option<ProcIdx> {
         self.index.get(&(run, id)).copied()

@@ -24,6 +24,7 @@ pub mod text;
 pub mod tree;
 pub mod unit;
 pub mod walltime;
+pub mod window;
 
 #[cfg(test)]
 mod files_tests;
@@ -77,7 +78,7 @@ pub fn analyse_bytes(bytes: &[u8]) -> Result<String, reader::ReadError> {
         tree::Select::default(),
         tree::Select {
             pids: history.procs.first().map(|p| p.pid()).into_iter().collect(),
-            comm: None,
+            ..Default::default()
         },
     ] {
         let _ = tree::render(&history, &sel);
@@ -118,31 +119,28 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let output = |flag: &str| outputs.iter().find(|o| o.flag == flag);
     let sources: Vec<Source> = args.files.iter().map(|f| Source::from_arg(f)).collect();
     let mut progress = Progress::stderr();
-    let loaded = load(&sources, &mut progress)?;
+    let mut records = reader::read_all(&sources, &mut progress)?;
+    check_not_empty(&records)?;
+    window::cut(&mut records, args.since, args.until).map_err(anyhow::Error::msg)?;
+    let history = History::take(&mut records);
+    let mut loaded = Loaded { records, history };
+    let procs = args.procs();
     let sel = tree::Select {
         pids: args.pids.clone(),
-        comm: args.comm.clone(),
+        procs: procs.clone(),
     };
-    let want_tree = args.tree || !args.pids.is_empty() || args.comm.is_some();
+    let want_tree = args.tree || !args.pids.is_empty();
     let roots = tree::roots(&loaded.history, &sel);
-    if want_tree && roots.is_empty() {
+    if (!sel.pids.is_empty() || !procs.is_empty()) && roots.is_empty() {
+        let mut given: Vec<String> = args.pids.iter().map(|p| format!("--pid {p}")).collect();
+        given.extend(
+            args.selection()
+                .into_iter()
+                .filter(|s| !s.starts_with("--since") && !s.starts_with("--until")),
+        );
         bail!(
-            "no process in the recording matches{}{}; `tracer report --tree FILE` shows them all",
-            if args.pids.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " --pid {}",
-                    args.pids
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
-            },
-            args.comm
-                .as_deref()
-                .map_or_else(String::new, |c| format!(" --comm {c:?}"))
+            "no process in the recording matches {}; `tracer report --tree FILE` shows them all",
+            given.join(" ")
         );
     }
     // The files first: a file that cannot be written fails the command before
@@ -181,6 +179,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         // stdout carries that file; the report would corrupt it.
         return Ok(0);
     }
+    if !want_tree && !procs.is_empty() {
+        // The report counts the selected processes only; the files above (and
+        // the tree) show them with their descendants.
+        loaded.history.retain(|p| window::proc_matches(&procs, p));
+    }
     let stdout = io::stdout().lock();
     let result = write_output(stdout, args, &loaded, want_tree, &sel);
     match result {
@@ -203,13 +206,14 @@ fn write_output(
         (true, ReportFormat::Text) => out.write_all(tree::render(h, sel).as_bytes())?,
         (true, ReportFormat::Json) => json::write(&mut out, &tree::doc(h, sel))?,
         (false, format) => {
-            let report = stats::compute(
+            let mut report = stats::compute(
                 &loaded.records,
                 h,
                 stats::Options {
                     top: args.top as usize,
                 },
             );
+            report.selection = args.selection();
             match format {
                 ReportFormat::Text => out.write_all(text::render(&report).as_bytes())?,
                 ReportFormat::Json => json::write(&mut out, &report)?,

@@ -55,6 +55,9 @@ pub struct Report {
     /// The report's first paragraph: the busiest forkers and the problems found,
     /// one sentence each.
     pub headline: Vec<String>,
+    /// The filters the report was asked for (`--since`, `--until`, `--uid`,
+    /// `--comm`, `--cgroup`), as given; empty: the whole recording, every process.
+    pub selection: Vec<String>,
     pub inputs: Vec<InputOut>,
     pub input_problems: InputProblems,
     pub runs: Vec<RunOut>,
@@ -656,6 +659,7 @@ pub fn compute(records: &Records, h: &History, opts: Options) -> Report {
     let mut report = Report {
         report_version: REPORT_VERSION,
         headline: Vec::new(),
+        selection: Vec::new(),
         inputs,
         input_problems,
         runs,

@@ -595,7 +595,7 @@ fn no_input_makes_it_panic() {
             &h,
             &tree::Select {
                 pids: vec![100],
-                comm: Some("true".into()),
+                procs: tree::Select::by_comm("^true$").procs,
             },
         );
     }
@@ -1354,7 +1354,7 @@ fn tree_roots_at_pid_or_comm() {
         &h,
         &tree::Select {
             pids: vec![120],
-            comm: None,
+            ..Default::default()
         },
     );
     assert_eq!(by_pid.lines().count(), 2, "{by_pid}");
@@ -1365,7 +1365,7 @@ fn tree_roots_at_pid_or_comm() {
         &h,
         &tree::Select {
             pids: vec![],
-            comm: Some("cc".into()),
+            ..tree::Select::by_comm("^cc$")
         },
     );
     assert_eq!(by_comm, by_pid);
@@ -1374,7 +1374,7 @@ fn tree_roots_at_pid_or_comm() {
         &h,
         &tree::Select {
             pids: vec![],
-            comm: Some("make".into()),
+            ..tree::Select::by_comm("^make$")
         },
     );
     assert_eq!(make.len(), 1);
@@ -1384,7 +1384,7 @@ fn tree_roots_at_pid_or_comm() {
             &h,
             &tree::Select {
                 pids: vec![99999],
-                comm: None
+                ..Default::default()
             }
         )
         .is_empty()
@@ -1722,4 +1722,111 @@ fn end_record_is_the_end_of_the_run_and_a_file_without_one_is_named() {
     let bad = ended.replace(r#""reason":"duration","#, "");
     let r = read(&[("bad.jsonl", &bad)]);
     assert_eq!(r.bad.get(&BadKind::MissingField), Some(&1));
+}
+
+// ---------------------------------------------------------------------------
+// --since/--until and --uid/--comm/--cgroup
+
+fn windowed_stream() -> W {
+    let mut w = W::new();
+    w.process(0, 1, 0, "init", Some("/sbin/init"), "S");
+    w.life(100, 10, 1, "init", "/bin/sleep", 0, 50);
+    w.cgroup = Some("/user.slice/user-1000.slice".into());
+    w.life(5000, 20, 1, "init", "/bin/echo", 0, 50);
+    w.lost(6000, "exec", 3);
+    w
+}
+
+fn cut_report(since: Option<super::window::When>, until: Option<super::window::When>) -> Report {
+    let mut r = read(&[("events.jsonl", &windowed_stream().text())]);
+    super::window::cut(&mut r, since, until).expect("records in the window");
+    let h = History::take(&mut r);
+    stats::compute(&r, &h, Options::default())
+}
+
+fn executed(rep: &Report) -> Vec<&str> {
+    rep.top_executed
+        .iter()
+        .map(|e| e.filename.as_str())
+        .collect()
+}
+
+#[test]
+fn since_and_until_cut_the_recording() {
+    use super::window::When;
+    use std::time::Duration;
+    let at = |ms: u64| When::At(i128::from(WALL0) + i128::from(BASE + ms * MS));
+    let late = cut_report(Some(at(2000)), None);
+    assert_eq!(executed(&late), ["/bin/echo"]);
+    assert_eq!(
+        late.runs[0].start.as_deref(),
+        Some(ts(BASE + 2000 * MS).as_str())
+    );
+    assert_eq!(
+        late.runs[0].end.as_deref(),
+        Some(ts(BASE + 6000 * MS).as_str())
+    );
+    assert_eq!(late.lost.total, 3, "losses in the window stay");
+    // The same window, counted back from the last record (6 s).
+    let rel = cut_report(Some(When::BeforeEnd(Duration::from_secs(4))), None);
+    assert_eq!(executed(&rel), ["/bin/echo"]);
+    assert_eq!(rel.runs[0].start, late.runs[0].start);
+    // Up to 1 s after the first record: the sleep only, the loss is after.
+    let early = cut_report(None, Some(When::AfterStart(Duration::from_secs(1))));
+    assert_eq!(executed(&early), ["/bin/sleep"]);
+    assert_eq!(early.lost.total, 0);
+    assert_eq!(
+        early.runs[0].end.as_deref(),
+        Some(ts(BASE + 1000 * MS).as_str())
+    );
+    // A window with nothing in it, and one backwards: one line each.
+    let mut r = read(&[("events.jsonl", &windowed_stream().text())]);
+    let e = super::window::cut(&mut r, Some(at(2000)), Some(at(3000))).unwrap_err();
+    assert!(
+        e.starts_with("no records between") && !e.contains('\n'),
+        "{e}"
+    );
+    let e = super::window::cut(&mut r, Some(at(3000)), Some(at(2000))).unwrap_err();
+    assert!(e.contains("is after --until"), "{e}");
+}
+
+#[test]
+fn process_filters_choose_what_is_counted() {
+    use crate::filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex};
+    let count = |f: ProcFilter| {
+        let (r, mut h) = load(&windowed_stream().text());
+        h.retain(|p| super::window::proc_matches(&f, p));
+        let rep = stats::compute(&r, &h, Options::default());
+        (
+            rep.totals.processes,
+            executed(&rep).join(","),
+            rep.lost.total,
+        )
+    };
+    let comm = |re: &str| ProcFilter {
+        comm: Some(parse_comm_regex(re).unwrap()),
+        ..Default::default()
+    };
+    // By a program it ran (its comm at fork was init's).
+    assert_eq!(count(comm("^sleep$")), (1, "/bin/sleep".into(), 3));
+    assert_eq!(count(comm("^(sleep|echo)$")).0, 2);
+    assert_eq!(count(comm("^init$")), (1, String::new(), 3));
+    let cg = ProcFilter {
+        cgroup: Some(parse_cgroup_prefix("/user.slice").unwrap()),
+        ..Default::default()
+    };
+    assert_eq!(count(cg), (1, "/bin/echo".into(), 3));
+    let uid = |u: u32| ProcFilter {
+        uids: vec![u],
+        ..Default::default()
+    };
+    assert_eq!(count(uid(0)).0, 3);
+    assert_eq!(count(uid(1000)).0, 0);
+    // Parents and children stay consistent after the others are gone.
+    let (_, mut h) = load(&windowed_stream().text());
+    h.retain(|p| p.pid() != 1);
+    for (i, p) in h.procs.iter().enumerate() {
+        assert_eq!(p.parent, None, "{i}: its parent was not kept");
+        assert_eq!(h.find(p.run, p.id), Some(i));
+    }
 }

@@ -71,6 +71,9 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let hosts = r.runs.len() > 1;
     title(&mut o, r);
+    if !r.selection.is_empty() {
+        let _ = writeln!(o, "  only: {}", r.selection.join(" "));
+    }
     o.push('\n');
     for h in &r.headline {
         o.push_str(&wrap(h, WIDTH, "  ", "      "));

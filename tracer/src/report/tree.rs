@@ -22,14 +22,16 @@ use super::fmt::{duration, lossy, text, thousands};
 use super::history::{Ending, History, Origin, ProcIdx};
 use super::stats::{REPORT_VERSION, ending_text};
 use super::walltime::rfc3339;
+use crate::filter::ProcFilter;
 
 /// Which subtrees to show.
 #[derive(Clone, Debug, Default)]
 pub struct Select {
     /// Root at processes with one of these pids.
     pub pids: Vec<u32>,
-    /// Root at processes whose comm, or one of the executables they ran, is this.
-    pub comm: Option<String>,
+    /// Root at processes these match (`--uid`, `--comm`, `--cgroup`): by comm or an
+    /// executable they ran, uid, cgroup ([`super::window::proc_matches`]).
+    pub procs: ProcFilter,
 }
 
 /// Below this depth lines stop indenting further (a fork bomb can nest thousands
@@ -38,19 +40,25 @@ const MAX_DEPTH: usize = 40;
 
 impl Select {
     fn is_all(&self) -> bool {
-        self.pids.is_empty() && self.comm.is_none()
+        self.pids.is_empty() && self.procs.is_empty()
     }
 
     fn matches(&self, h: &History, i: ProcIdx) -> bool {
         let p = &h.procs[i];
-        if self.pids.contains(&p.pid()) {
-            return true;
+        self.pids.contains(&p.pid())
+            || (!self.procs.is_empty() && super::window::proc_matches(&self.procs, p))
+    }
+
+    /// Rooted at processes whose names match `re` (for tests).
+    #[cfg(test)]
+    pub fn by_comm(re: &str) -> Select {
+        Select {
+            pids: Vec::new(),
+            procs: ProcFilter {
+                comm: Some(regex::Regex::new(re).expect("a test regex")),
+                ..Default::default()
+            },
         }
-        let Some(name) = &self.comm else { return false };
-        let name = name.as_bytes();
-        p.comm.as_bytes() == name
-            || p.start_comm.as_bytes() == name
-            || p.chain().iter().any(|c| c.as_slice() == name)
     }
 }
 

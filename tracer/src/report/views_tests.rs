@@ -425,7 +425,7 @@ fn perfetto_subtree_and_several_hosts() {
     let h = build().history();
     let sel = tree::Select {
         pids: vec![101],
-        comm: None,
+        ..Default::default()
     };
     let (v, _) = perfetto_json(&h, &tree::roots(&h, &sel));
     let names: Vec<String> = thread_names(&v).into_iter().map(|(_, _, n)| n).collect();
@@ -532,7 +532,7 @@ fn folded_stacks_are_exec_chains_weighted_by_spawned_processes() {
     // Rooted at a subtree: stacks start there.
     let sel = tree::Select {
         pids: vec![101],
-        comm: None,
+        ..Default::default()
     };
     let f = flamegraph::folded(&h, &tree::roots(&h, &sel));
     assert_eq!(f.lines, ["cc 1", "cc;cc1 1"]);

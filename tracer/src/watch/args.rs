@@ -5,8 +5,13 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::ValueEnum;
+use regex::Regex;
 
-use crate::parse::{parse_duration, parse_mode, parse_ring_size, parse_size};
+pub use super::filter::EventType;
+use crate::{
+    filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
+    parse::{parse_duration, parse_mode, parse_ring_size, parse_size},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -58,6 +63,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
     #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
     pub file: FileArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
@@ -67,6 +74,41 @@ pub struct Args {
     /// tracer exits with COMMAND's exit status once the last of them is gone.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// Which records are written, on stdout and to the output file alike. The process
+/// tree and the alerts still see every event; `meta`, `lost`, `alert` and
+/// `alert_end` records are always written. Filters of different kinds must all
+/// match; a filter given twice matches either value.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Filters")]
+pub struct FilterArgs {
+    /// Only records of processes running as this user id (the real uid; repeatable).
+    #[arg(long = "uid", value_name = "UID")]
+    pub uids: Vec<u32>,
+    /// Only records of processes whose comm, or the file name of the executable they
+    /// run, matches REGEX (unanchored: '^nginx$' for exactly nginx).
+    #[arg(long, value_name = "REGEX", value_parser = parse_comm_regex)]
+    pub comm: Option<Regex>,
+    /// Only records of processes in this cgroup v2 or below it, as /proc/PID/cgroup
+    /// names it (e.g. /system.slice/nginx.service).
+    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_prefix)]
+    pub cgroup: Option<String>,
+    /// Only these record types (comma-separated), e.g. `--events exec_failed` for failed
+    /// execs only. `process` is the snapshot of the processes running at start-up.
+    #[arg(long, value_name = "TYPES", value_enum, value_delimiter = ',')]
+    pub events: Vec<EventType>,
+}
+
+impl FilterArgs {
+    /// The process part (`--uid`, `--comm`, `--cgroup`).
+    pub fn procs(&self) -> ProcFilter {
+        ProcFilter {
+            uids: self.uids.clone(),
+            comm: self.comm.clone(),
+            cgroup: self.cgroup.clone(),
+        }
+    }
 }
 
 /// How the output file (`-o FILE`) is written: rotation, compression, permissions.
@@ -437,6 +479,55 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn filter_flags() {
+        let w = parse(&["watch"]).unwrap();
+        assert!(w.filter.procs().is_empty() && w.filter.events.is_empty());
+        let w = parse(&[
+            "watch",
+            "--uid",
+            "0",
+            "--uid=65534",
+            "--comm",
+            "^sleep$",
+            "--cgroup",
+            "/system.slice/",
+            "--events",
+            "exec,exec_failed",
+            "--events=exit",
+            "--",
+            "sh",
+            "--uid",
+            "7",
+        ])
+        .unwrap();
+        let f = &w.filter;
+        assert_eq!(f.uids, [0, 65534]);
+        assert_eq!(f.comm.as_ref().unwrap().as_str(), "^sleep$");
+        assert_eq!(f.cgroup.as_deref(), Some("/system.slice"));
+        assert_eq!(
+            f.events,
+            [EventType::Exec, EventType::ExecFailed, EventType::Exit]
+        );
+        assert_eq!(w.command, ["sh", "--uid", "7"]);
+        for bad in [
+            &["watch", "--uid", "root"][..],
+            &["watch", "--comm", "a("],
+            &["watch", "--cgroup", "system.slice"],
+            &["watch", "--events", "exec,lost"],
+            &["watch", "--events", "alert"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue
+                ),
+                "{bad:?}: {e}"
+            );
+        }
     }
 
     #[test]

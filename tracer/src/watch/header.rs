@@ -53,6 +53,23 @@ pub fn options(args: &Args) -> Value {
         "file_mode": format!("{:04o}", args.file.file_mode),
         "append": args.file.append,
         "alerts": alerts,
+        "filters": filters(args),
+    })
+}
+
+/// The filters a file was written with (`null` without any): a reader must know
+/// that records were held back, and which. Losses and alerts never are.
+fn filters(args: &Args) -> Value {
+    let f = &args.filter;
+    if f.procs().is_empty() && f.events.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "uids": f.uids,
+        "comm": f.comm.as_ref().map(|r| r.as_str()),
+        "cgroup": f.cgroup,
+        "events": (!f.events.is_empty())
+            .then(|| f.events.iter().map(|e| e.type_name()).collect::<Vec<_>>()),
     })
 }
 
@@ -115,6 +132,7 @@ mod tests {
         assert_eq!(o["file_mode"], json!("0640"));
         assert_eq!(o["alerts"], Value::Null);
         assert_eq!(o["command"], json!("curl"));
+        assert_eq!(o["filters"], Value::Null);
         assert!(!String::from_utf8_lossy(&text).contains("secret"));
     }
 
@@ -130,7 +148,16 @@ mod tests {
         let documented: Value = serde_json::from_str(line).unwrap();
         let mut text =
             br#"{"seq":1,"type":"meta","ts":"","ktime_ns":0,"host":"","boot_id":"x""#.to_vec();
-        text.extend(meta_fields(&watch(&["-o", "x", "--rotate-size", "100M"])));
+        text.extend(meta_fields(&watch(&[
+            "-o",
+            "x",
+            "--rotate-size",
+            "100M",
+            "--uid",
+            "0",
+            "--events",
+            "exec",
+        ])));
         text.push(b'}');
         let ours: Value = serde_json::from_slice(&text).unwrap();
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -139,6 +166,34 @@ mod tests {
         assert_eq!(
             keys(&documented["options"]["alerts"]),
             keys(&ours["options"]["alerts"])
+        );
+        assert_eq!(
+            keys(&documented["options"]["filters"]),
+            keys(&ours["options"]["filters"])
+        );
+    }
+
+    #[test]
+    fn filters_are_listed() {
+        let o = options(&watch(&[
+            "--uid",
+            "65534",
+            "--comm",
+            "^sleep$",
+            "--cgroup",
+            "/system.slice/",
+            "--events",
+            "exec_failed,exit",
+        ]));
+        assert_eq!(
+            o["filters"],
+            json!({"uids": [65534], "comm": "^sleep$", "cgroup": "/system.slice",
+                   "events": ["exec_failed", "exit"]})
+        );
+        let o = options(&watch(&["--comm", "x"]));
+        assert_eq!(
+            o["filters"],
+            json!({"uids": [], "comm": "x", "cgroup": null, "events": null})
         );
     }
 

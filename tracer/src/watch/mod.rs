@@ -2,6 +2,7 @@
 
 mod args;
 mod command;
+mod filter;
 mod header;
 mod on_alert;
 mod recheck;
@@ -36,7 +37,9 @@ use crate::{
     record::{ProcId, Record},
 };
 
-pub use self::args::{AlertArgs, Args, ColorWhen, FileArgs, Format, RedactArgs};
+pub use self::args::{
+    AlertArgs, Args, ColorWhen, EventType, FileArgs, FilterArgs, Format, RedactArgs,
+};
 use self::{
     command::Spawned,
     sinks::{FileSink, Sinks},
@@ -211,6 +214,7 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
             }),
             None => None,
         },
+        filter: filter::RecordFilter::new(args.filter.procs(), &args.filter.events),
     })
 }
 
@@ -571,6 +575,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     let text = Summary {
         elapsed: started.elapsed(),
         records: &sinks.counts,
+        filtered: sinks.filter.as_ref().map_or(0, |f| f.filtered),
         lost: lost_reader.seen,
         seen: counters.seen_totals().ok(),
         decode_errors,

@@ -15,6 +15,8 @@ use crate::{
     redact::Redactor,
 };
 
+use super::filter::RecordFilter;
+
 /// The output file (`-o FILE`): JSON Lines, rotated and reopened, each file
 /// starting with its header (docs/events.md, `meta`).
 pub struct FileSink {
@@ -50,6 +52,9 @@ pub struct Sinks {
     pub stdout_closed: bool,
     /// `--on-alert CMD`: where alert records go besides the writers.
     pub on_alert: Option<OnAlertSink>,
+    /// `--uid/--comm/--cgroup/--events`: which records are written; `None` writes
+    /// all. Alerts and the summary's forkers see every record regardless.
+    pub filter: Option<RecordFilter>,
 }
 
 /// Alerts for `--on-alert`, and the processes it runs.
@@ -124,12 +129,11 @@ impl Sinks {
     }
 
     /// Every record goes out through here, its argv redacted and its cgroup path
-    /// put in first.
+    /// put in first, unless the filter holds it back.
     fn write_one(&mut self, rec: &mut Record) {
         redact(&self.redactor, rec);
         self.cgroups.fill(rec);
         let rec = &*rec;
-        *self.counts.entry(rec.body.type_name()).or_default() += 1;
         if let (
             Some(set),
             Body::Fork {
@@ -141,6 +145,12 @@ impl Sinks {
         {
             set.insert(*parent);
         }
+        if let Some(f) = self.filter.as_mut()
+            && !f.keep(rec, &mut self.cgroups)
+        {
+            return;
+        }
+        *self.counts.entry(rec.body.type_name()).or_default() += 1;
         for (name, w) in &mut self.writers {
             if let Err(e) = w.write(rec) {
                 if is_stdout_gone(name, &e) {
@@ -291,6 +301,13 @@ impl Sinks {
                 // The model keeps argv as the kernel gave it: redact here too.
                 redact(&self.redactor, rec);
                 self.cgroups.fill(rec);
+                // Filtered as the start-up snapshot is. (The filter has seen
+                // these processes already; seeing them again changes nothing.)
+                if let Some(f) = self.filter.as_mut()
+                    && !f.keep(rec, &mut self.cgroups)
+                {
+                    continue;
+                }
                 let Some(f) = self.file.as_mut() else {
                     return;
                 };

@@ -11,6 +11,8 @@ pub struct Summary<'a> {
     pub elapsed: Duration,
     /// Records written, per type.
     pub records: &'a BTreeMap<&'static str, u64>,
+    /// Records the filters (`--uid`, `--comm`, `--cgroup`, `--events`) held back.
+    pub filtered: u64,
     /// Events the kernel could not deliver, per kind.
     pub lost: KindTotals,
     /// Events that happened in the kernel, per kind (delivered or not), if readable.
@@ -51,6 +53,9 @@ impl Summary<'_> {
                 " ({})",
                 join(self.records.iter().map(|(t, n)| format!("{t} {n}")))
             );
+        }
+        if self.filtered > 0 {
+            line += &format!(", {} filtered out", self.filtered);
         }
         let lost_total: u64 = self.lost.iter().sum();
         line += &format!(", {lost_total} events lost");
@@ -110,6 +115,7 @@ mod tests {
         let s = Summary {
             elapsed: Duration::from_millis(1500),
             records: &records,
+            filtered: 0,
             lost: [0; kind::COUNT as usize],
             seen: None,
             decode_errors: 0,
@@ -136,6 +142,7 @@ mod tests {
         let s = Summary {
             elapsed: Duration::from_secs(2),
             records: &records,
+            filtered: 9,
             lost,
             seen: Some(seen),
             decode_errors: 1,
@@ -150,7 +157,7 @@ mod tests {
         };
         assert_eq!(
             s.render(),
-            "tracer: 2.0 s, 1 records (lost 1), 15 events lost (exec 12, exit 3; a larger --ring-size rides out \
+            "tracer: 2.0 s, 1 records (lost 1), 9 filtered out, 15 events lost (exec 12, exit 3; a larger --ring-size rides out \
              bigger bursts), 1 malformed records skipped, 7 records not written to out.jsonl\n\
              tracer: the kernel saw (all processes, none lost from these counts): fork 100\n\
              tracer: top forkers: 42 make (90), 7 sh (10)\n\
