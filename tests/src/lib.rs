@@ -24,7 +24,7 @@ pub mod tracer_run;
 pub mod workloads;
 
 pub use child::{DEADLINE, Proc, STEP_DEADLINE, poll_until, require_root, spawn_with_deadline};
-pub use records::{Rec, Scan, complete_records, parse_records, scan_records};
+pub use records::{Rec, Scan, complete_records, json_u64, parse_records, scan_records};
 pub use schema::{ALERT_KINDS, MORE_PROCESS_TYPES, PROCESS_TYPES, check_record, is_rfc3339};
 pub use system::{BpfIds, PidsCgroup, allowed_cpus, reschedule, schedule, vm_rss_kib};
 pub use trace::Trace;

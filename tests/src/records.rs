@@ -73,6 +73,15 @@ impl fmt::Display for Rec {
     }
 }
 
+/// The number at `path` in `v` (e.g. `["totals", "forked"]` in a report's JSON);
+/// fails the test, showing `v`, if there is none.
+pub fn json_u64(v: &Value, path: &[&str]) -> u64 {
+    path.iter()
+        .fold(v, |cur, key| &cur[*key])
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number at {path:?} in {v:#}"))
+}
+
 /// Records one a line, for failure messages.
 pub(crate) fn lines(recs: &[&Rec]) -> String {
     recs.iter()

@@ -9,6 +9,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::child::{DEADLINE, require_root, spawn_with_deadline, tail};
 use crate::trace::Trace;
 use crate::workloads::{facts_in, workload_bin};
@@ -178,6 +180,17 @@ impl Ran {
             );
         }
         self
+    }
+
+    /// Its stdout parsed as one JSON value; fails the test if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{} printed no JSON ({e}):\n{}",
+                self.command,
+                tail(&self.stdout, 100)
+            )
+        })
     }
 }
 
