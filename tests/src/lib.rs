@@ -32,4 +32,4 @@ pub use tracer_run::{
     Ran, Summary, run_dir, run_traced, run_traced_within, run_tracer, summary_in, tracer_bin,
     tracer_release_bin,
 };
-pub use workloads::{ancestors_of_self, facts_in, workload_bin};
+pub use workloads::{ancestors_of_self, facts_in, facts_of, workload_bin};

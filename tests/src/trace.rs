@@ -233,6 +233,27 @@ impl Trace {
         );
     }
 
+    /// [`Trace::from_run`] on the JSON Lines file `output` the run wrote, which must
+    /// be readable and complete: not empty and ending with a newline (its last record
+    /// written whole).
+    pub fn from_output(run: &Proc, output: &Path, facts: Value, dir: &Path) -> Trace {
+        let content = std::fs::read_to_string(output).unwrap_or_else(|e| {
+            panic!(
+                "no readable output {}: {e}\n{}",
+                output.display(),
+                run.describe()
+            )
+        });
+        assert!(
+            content.ends_with('\n'),
+            "{} does not end with a newline (last record cut or not flushed): {:?}\n{}",
+            output.display(),
+            &content[content.len().saturating_sub(200)..],
+            run.describe()
+        );
+        Trace::from_run(run, &content, output, facts, dir)
+    }
+
     /// The trace of a run the test drove itself (`run` has ended): `content` is the
     /// JSON Lines it wrote to `output` (a file, or its stdout), checked like
     /// [`run_traced`](crate::run_traced)'s (schema v1, `seq` gap-free from 1); `facts` as from a

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::child::{DEADLINE, require_root, spawn_with_deadline, tail};
 use crate::trace::Trace;
-use crate::workloads::{facts_in, workload_bin};
+use crate::workloads::{facts_of, workload_bin};
 
 /// Runs `tracer watch --format jsonl --quiet -o FILE [extra_tracer_flags] -- tracer-workload ARGS`
 /// and returns the checked trace. Panics (the test fails) if not root, if the tracer
@@ -39,16 +39,7 @@ pub fn run_traced_within(args: &[&str], extra_tracer_flags: &[&str], deadline: D
         let seen = std::fs::read_to_string(&output).unwrap_or_else(|e| format!("(no output: {e})"));
         format!("--- {} so far:\n{}", output.display(), tail(&seen, 200))
     });
-    let content = std::fs::read_to_string(&output)
-        .unwrap_or_else(|e| panic!("no readable {}: {e}\n{}", output.display(), run.describe()));
-    let facts = facts_in(&run.stdout()).unwrap_or_else(|| {
-        panic!(
-            "the workload printed no `pids:` line that parses\n{}\n--- records:\n{}",
-            run.describe(),
-            tail(&content, 200)
-        )
-    });
-    let mut trace = Trace::from_run(&run, &content, &output, facts, &dir);
+    let mut trace = Trace::from_output(&run, &output, facts_of(&run), &dir);
     trace.args = args.iter().map(|s| s.to_string()).collect();
     trace
 }

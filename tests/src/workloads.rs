@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::child::Proc;
+
 /// The workload binary: `TRACER_WORKLOAD`, or `tracer-workload` in the directory
 /// above the test executable's (cargo puts test executables in `<profile>/deps`
 /// and builds the package's binaries into `<profile>` before running them).
@@ -51,6 +53,17 @@ pub fn ancestors_of_self() -> Vec<u32> {
             .unwrap_or(0);
     }
     out
+}
+
+/// The workload's `pids:` line in what `run` printed; fails the test if there is
+/// none that parses.
+pub fn facts_of(run: &Proc) -> Value {
+    facts_in(&run.stdout()).unwrap_or_else(|| {
+        panic!(
+            "the workload printed no `pids:` line that parses\n{}",
+            run.describe()
+        )
+    })
 }
 
 /// The JSON of a workload's `pids: {...}` line in `stdout`.
