@@ -19,9 +19,9 @@ pub fn check() -> Result<()> {
             .arg("deny")
             .arg("--manifest-path")
             .arg(&manifest)
-            .args(["check", "--config"])
+            .arg("--config")
             .arg(root.join("deny.toml"))
-            .args(["licenses", "bans"]);
+            .args(["check", "licenses", "bans"]);
         cmd::run(&mut deny)?;
     }
     Ok(())
