@@ -15,8 +15,8 @@ use std::process::Command;
 
 use serde_json::Value;
 use tracer_tests::{
-    Proc, Rec, STEP_DEADLINE, check_record, complete_records, parse_records, poll_until, run_dir,
-    run_tracer, summary_in, tracer_bin, workload_bin,
+    Proc, Rec, STEP_DEADLINE, check_record, complete_records, json_u64, parse_records, poll_until,
+    run_dir, run_tracer, summary_in, tracer_bin, workload_bin,
 };
 
 /// `--rotate-size` of the rotation tests: small, so a storm fills many files.
@@ -119,18 +119,7 @@ fn check_header(path: &Path, recs: &[Rec], rotate_size: Option<u64>) -> usize {
 fn report_json(files: &[PathBuf]) -> Value {
     let mut args: Vec<&OsStr> = vec![os("report"), os("--format"), os("json")];
     args.extend(files.iter().map(|f| f.as_os_str()));
-    let ran = run_tracer(&args, None).ok();
-    serde_json::from_str(&ran.stdout)
-        .unwrap_or_else(|e| panic!("{} printed no JSON ({e}):\n{}", ran.command, ran.stdout))
-}
-
-fn num(v: &Value, path: &[&str]) -> u64 {
-    let mut cur = v;
-    for k in path {
-        cur = &cur[*k];
-    }
-    cur.as_u64()
-        .unwrap_or_else(|| panic!("no number at {path:?} in {v:#}"))
+    run_tracer(&args, None).ok().json()
 }
 
 /// The processes the records name: subjects of process records, and parents of
@@ -220,21 +209,25 @@ fn rotation_keeps_n_files_each_starting_with_meta_and_the_tree() {
         // from its snapshot or its fork, none inferred, no line missing.
         let r = report_json(std::slice::from_ref(&path));
         let ids = proc_ids(&recs);
-        assert_eq!(num(&r, &["input_problems", "bad_lines"]), 0, "{name}");
-        assert_eq!(num(&r, &["input_problems", "missing_lines"]), 0, "{name}");
+        assert_eq!(json_u64(&r, &["input_problems", "bad_lines"]), 0, "{name}");
         assert_eq!(
-            num(&r, &["totals", "inferred"]),
+            json_u64(&r, &["input_problems", "missing_lines"]),
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            json_u64(&r, &["totals", "inferred"]),
             0,
             "{name}: {:#}",
             r["totals"]
         );
         assert_eq!(
-            num(&r, &["totals", "processes"]),
+            json_u64(&r, &["totals", "processes"]),
             ids.len() as u64,
             "{name}"
         );
         assert_eq!(
-            num(&r, &["totals", "records"]),
+            json_u64(&r, &["totals", "records"]),
             recs.len() as u64,
             "{name}: every record counted"
         );
@@ -244,11 +237,11 @@ fn rotation_keeps_n_files_each_starting_with_meta_and_the_tree() {
 
     // Together: no gap, no duplicate, each process once.
     let r = report_json(&paths);
-    assert_eq!(num(&r, &["input_problems", "bad_lines"]), 0);
-    assert_eq!(num(&r, &["input_problems", "missing_lines"]), 0);
-    assert_eq!(num(&r, &["input_problems", "duplicates"]), 0);
+    assert_eq!(json_u64(&r, &["input_problems", "bad_lines"]), 0);
+    assert_eq!(json_u64(&r, &["input_problems", "missing_lines"]), 0);
+    assert_eq!(json_u64(&r, &["input_problems", "duplicates"]), 0);
     assert_eq!(
-        num(&r, &["totals", "processes"]),
+        json_u64(&r, &["totals", "processes"]),
         proc_ids(&all).len() as u64
     );
     let forked: BTreeSet<&str> = all
@@ -256,7 +249,7 @@ fn rotation_keeps_n_files_each_starting_with_meta_and_the_tree() {
         .filter(|r| r.ty() == "fork" && !r.thread())
         .filter_map(Rec::proc_id)
         .collect();
-    assert_eq!(num(&r, &["totals", "forked"]), forked.len() as u64);
+    assert_eq!(json_u64(&r, &["totals", "forked"]), forked.len() as u64);
     let metas = all.iter().filter(|r| r.ty() == "meta").count() as u64;
     assert_eq!(
         r["runs"][0]["records"]["meta"].as_u64(),
@@ -314,7 +307,7 @@ fn compressed_rotated_files_report_as_the_uncompressed_ones() {
     a["inputs"].take();
     b["inputs"].take();
     assert_eq!(a, b, "all files together");
-    assert_eq!(num(&a, &["input_problems", "missing_lines"]), 0);
+    assert_eq!(json_u64(&a, &["input_problems", "missing_lines"]), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -414,12 +407,12 @@ fn sighup_reopens_the_file_after_logrotate_renamed_it() {
         "the storm went to the old file"
     );
     let r = report_json(&[old.clone(), out.clone()]);
-    assert_eq!(num(&r, &["input_problems", "missing_lines"]), 0);
-    assert_eq!(num(&r, &["input_problems", "bad_lines"]), 0);
+    assert_eq!(json_u64(&r, &["input_problems", "missing_lines"]), 0);
+    assert_eq!(json_u64(&r, &["input_problems", "bad_lines"]), 0);
     let mut all = first;
     all.extend(second);
     assert_eq!(
-        num(&r, &["totals", "processes"]),
+        json_u64(&r, &["totals", "processes"]),
         proc_ids(&all).len() as u64
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -548,7 +541,7 @@ fn a_full_disk_loses_counted_records_and_keeps_whole_lines() {
         "records made, less those lost, are what the file holds"
     );
     let r = report_json(std::slice::from_ref(&out));
-    assert_eq!(num(&r, &["input_problems", "bad_lines"]), 0);
+    assert_eq!(json_u64(&r, &["input_problems", "bad_lines"]), 0);
     drop(_fs);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -685,13 +678,13 @@ fn sigkill_leaves_at_most_one_partial_line_which_report_counts() {
     let r = report_json(std::slice::from_ref(&out));
     let truncated = u64::from(!partial.is_empty());
     assert_eq!(
-        num(&r, &["input_problems", "bad_lines"]),
+        json_u64(&r, &["input_problems", "bad_lines"]),
         truncated,
         "{:#}",
         r["input_problems"]
     );
-    assert_eq!(num(&r, &["input_problems", "missing_lines"]), 0);
-    assert_eq!(num(&r, &["totals", "records"]), recs.len() as u64);
+    assert_eq!(json_u64(&r, &["input_problems", "missing_lines"]), 0);
+    assert_eq!(json_u64(&r, &["totals", "records"]), recs.len() as u64);
 
     // What a power cut in the middle of a line leaves: that line is skipped and
     // counted as truncated, the rest is reported.
@@ -699,9 +692,12 @@ fn sigkill_leaves_at_most_one_partial_line_which_report_counts() {
     let cut_at = last + (whole.len() - last) / 2;
     std::fs::write(&out, &whole.as_bytes()[..cut_at]).expect("cut");
     let r = report_json(std::slice::from_ref(&out));
-    assert_eq!(num(&r, &["input_problems", "bad_lines"]), 1);
-    assert_eq!(num(&r, &["input_problems", "by_reason", "truncated"]), 1);
-    assert_eq!(num(&r, &["totals", "records"]), recs.len() as u64 - 1);
+    assert_eq!(json_u64(&r, &["input_problems", "bad_lines"]), 1);
+    assert_eq!(
+        json_u64(&r, &["input_problems", "by_reason", "truncated"]),
+        1
+    );
+    assert_eq!(json_u64(&r, &["totals", "records"]), recs.len() as u64 - 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

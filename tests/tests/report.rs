@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use serde_json::Value;
-use tracer_tests::{Ran, Trace, ancestors_of_self, run_traced, run_tracer};
+use tracer_tests::{Ran, Trace, ancestors_of_self, json_u64, run_traced, run_tracer};
 
 const WORKLOAD_COMM: &str = "tracer-workload";
 
@@ -22,19 +22,7 @@ fn report(args: &[&str], file: &Path) -> Ran {
 fn report_json(args: &[&str], file: &Path) -> Value {
     let mut all = vec!["--format", "json"];
     all.extend_from_slice(args);
-    let ran = report(&all, file);
-    serde_json::from_str(&ran.stdout)
-        .unwrap_or_else(|e| panic!("{} printed no JSON ({e}):\n{}", ran.command, ran.stdout))
-}
-
-/// The number at `path` (e.g. `["totals", "forked"]`).
-fn num(v: &Value, path: &[&str]) -> u64 {
-    let mut cur = v;
-    for k in path {
-        cur = &cur[*k];
-    }
-    cur.as_u64()
-        .unwrap_or_else(|| panic!("no number at {path:?} in {v:#}"))
+    report(&all, file).json()
 }
 
 /// Whole-process forks in the recording.
@@ -98,19 +86,19 @@ fn storm_report_names_the_forking_worker_its_executable_and_cgroup() {
     let by_parent = v["top_forkers"]["by_parent"].as_array().expect("by_parent");
     let top2: BTreeSet<u64> = by_parent[..2]
         .iter()
-        .map(|p| num(p, &["process", "pid"]))
+        .map(|p| json_u64(p, &["process", "pid"]))
         .collect();
     let want: BTreeSet<u64> = workers.iter().map(|&w| u64::from(w)).collect();
     assert_eq!(top2, want, "the two top forkers are the workers");
     for p in &by_parent[..2] {
-        assert_eq!(num(p, &["children"]), 250);
-        assert!(num(p, &["peak_per_sec"]) >= 1 && num(p, &["peak_per_sec"]) <= 250);
+        assert_eq!(json_u64(p, &["children"]), 250);
+        assert!(json_u64(p, &["peak_per_sec"]) >= 1 && json_u64(p, &["peak_per_sec"]) <= 250);
         assert_eq!(p["children_ran"][0]["name"], "/bin/true");
     }
-    assert_eq!(num(&v, &["totals", "forked"]), process_forks(&t));
-    assert!(num(&v, &["totals", "forked"]) >= 503);
+    assert_eq!(json_u64(&v, &["totals", "forked"]), process_forks(&t));
+    assert!(json_u64(&v, &["totals", "forked"]) >= 503);
     assert_eq!(v["top_executed"][0]["filename"], "/bin/true");
-    assert_eq!(num(&v["top_executed"][0], &["execs"]), 500);
+    assert_eq!(json_u64(&v["top_executed"][0], &["execs"]), 500);
     let timeline_sum: u64 = v["timeline"][0]["forks"]
         .as_array()
         .expect("forks")
@@ -125,10 +113,13 @@ fn storm_report_names_the_forking_worker_its_executable_and_cgroup() {
         .find(|e| e["exe"] == "/bin/true")
         .expect("/bin/true in exits");
     assert_eq!(
-        (num(true_exits, &["exits"]), num(true_exits, &["failures"])),
+        (
+            json_u64(true_exits, &["exits"]),
+            json_u64(true_exits, &["failures"])
+        ),
         (500, 0)
     );
-    assert_eq!(num(&v, &["input_problems", "bad_lines"]), 0);
+    assert_eq!(json_u64(&v, &["input_problems", "bad_lines"]), 0);
     for key in [
         "report_version",
         "headline",
@@ -215,20 +206,20 @@ fn reverse_wait_zombies_and_their_exit_codes() {
     // The five children and the workload itself (reaped by the tracer): every reap
     // in the file has a zombie time, so each one counts.
     let reaps = t.find("reap", |_| true).len() as u64;
-    assert_eq!(num(&v, &["zombies", "count"]), reaps);
+    assert_eq!(json_u64(&v, &["zombies", "count"]), reaps);
     assert!(reaps >= 5);
-    assert!(num(&v, &["zombies", "p50_ns"]) > 0);
-    assert!(num(&v, &["zombies", "max_ns"]) >= num(&v, &["zombies", "p50_ns"]));
-    assert_eq!(num(&v, &["zombies", "unreaped_at_end"]), 0);
+    assert!(json_u64(&v, &["zombies", "p50_ns"]) > 0);
+    assert!(json_u64(&v, &["zombies", "max_ns"]) >= json_u64(&v, &["zombies", "p50_ns"]));
+    assert_eq!(json_u64(&v, &["zombies", "unreaped_at_end"]), 0);
     // Exit codes 100..104 from the workload's own executable, under the workload: a
     // crash loop by the report's definition (5 failures, same parent, same program).
     let l = &v["crash_loops"][0];
-    assert_eq!(num(l, &["failures"]), 5, "{v:#}");
-    assert_eq!(num(l, &["parent", "pid"]), me);
+    assert_eq!(json_u64(l, &["failures"]), 5, "{v:#}");
+    assert_eq!(json_u64(l, &["parent", "pid"]), me);
     let exits = v["exits"].as_array().expect("exits");
     let e = exits
         .iter()
-        .find(|e| num(e, &["failures"]) == 5)
+        .find(|e| json_u64(e, &["failures"]) == 5)
         .expect("an executable with 5 failures");
     for code in 100..105 {
         assert_eq!(e["codes"][code.to_string()], 1, "code {code}: {e:#}");
@@ -242,7 +233,7 @@ fn reverse_wait_zombies_and_their_exit_codes() {
             .iter()
             .find(|p| p["pid"] == c)
             .expect("child in tree");
-        let z = num(n, &["zombie_ns"]);
+        let z = json_u64(n, &["zombie_ns"]);
         let rec = t.reap_of(c);
         assert_eq!(Some(z), rec.u64("zombie_ns"), "child {c}");
         assert!(z > 0);
@@ -263,12 +254,12 @@ fn zombie_orphan_names_the_slow_parent_and_who_reaped_the_orphan() {
         .iter()
         .find(|s| s["parent"]["pid"] == middle)
         .unwrap_or_else(|| panic!("middle {middle} not a slow reaper: {:#}", v["zombies"]));
-    assert!(num(slow, &["max_ns"]) >= 300_000_000, "{slow:#}");
+    assert!(json_u64(slow, &["max_ns"]) >= 300_000_000, "{slow:#}");
     // Whoever reaped the orphan (the tracer, a subreaper above it, or init) is named.
     let reaper = t.reap_of(child).u64("reaper_pid");
     let o = &v["zombies"]["orphan_reapers"][0];
     assert_eq!(o["reaper_pid"].as_u64(), reaper, "{:#}", v["zombies"]);
-    assert_eq!(num(o, &["orphans"]), 1);
+    assert_eq!(json_u64(o, &["orphans"]), 1);
     let mut possible: Vec<u64> = ancestors_of_self().into_iter().map(u64::from).collect();
     possible.push(u64::from(t.tracer_pid));
     assert!(possible.contains(&reaper.unwrap_or(0)), "reaper {reaper:?}");
@@ -299,7 +290,7 @@ fn sigkill_ending_in_tree_and_report() {
         .iter()
         .find(|e| e["signals"]["SIGKILL"] == 1)
         .unwrap_or_else(|| panic!("no SIGKILL in exits: {:#}", v["exits"]));
-    assert_eq!(num(killed, &["failures"]), 1);
+    assert_eq!(json_u64(killed, &["failures"]), 1);
 }
 
 #[test]
@@ -319,7 +310,7 @@ fn stdin_split_files_and_damaged_files_give_the_same_figures() {
         Some(&t.output),
     )
     .ok();
-    let v: Value = serde_json::from_str(&ran.stdout).expect("JSON from stdin");
+    let v = ran.json();
     assert_eq!(v["inputs"][0]["name"], "<stdin>");
     assert_eq!(v["totals"], whole["totals"]);
     assert_eq!(v["top_forkers"], whole["top_forkers"]);
@@ -343,7 +334,7 @@ fn stdin_split_files_and_damaged_files_give_the_same_figures() {
         None,
     )
     .ok();
-    let v: Value = serde_json::from_str(&ran.stdout).expect("JSON");
+    let v = ran.json();
     assert_eq!(v["totals"], whole["totals"]);
     assert_eq!(v["zombies"], whole["zombies"]);
     assert_eq!(v["top_forkers"], whole["top_forkers"]);
@@ -372,8 +363,14 @@ fn stdin_split_files_and_damaged_files_give_the_same_figures() {
         v["totals"], whole["totals"],
         "skipping bad lines loses nothing else"
     );
-    assert_eq!(num(&v, &["input_problems", "by_reason", "truncated"]), 1);
-    assert_eq!(num(&v, &["input_problems", "by_reason", "not_json"]), 1);
+    assert_eq!(
+        json_u64(&v, &["input_problems", "by_reason", "truncated"]),
+        1
+    );
+    assert_eq!(
+        json_u64(&v, &["input_problems", "by_reason", "not_json"]),
+        1
+    );
 }
 
 #[test]
@@ -646,11 +643,11 @@ fn a_script_that_forks_then_execs_is_named_as_the_script() {
 
     let v = report_json(&[], &t.output);
     let p = &v["top_forkers"]["by_parent"][0];
-    assert_eq!(num(p, &["process", "pid"]), u64::from(sp));
+    assert_eq!(json_u64(p, &["process", "pid"]), u64::from(sp));
     assert_eq!(p["process"]["forked_as"], script.as_str());
     assert_eq!(p["process"]["exe"], "/bin/sleep");
     assert_eq!(p["forked_as"][0]["name"], script.as_str());
-    assert_eq!(num(&p["forked_as"][0], &["count"]), 50);
+    assert_eq!(json_u64(&p["forked_as"][0], &["count"]), 50);
     // By executable: the script made the forks; /bin/false, which never forks,
     // is only what its children ran.
     let by_exe = v["top_forkers"]["by_executable"]
@@ -660,7 +657,7 @@ fn a_script_that_forks_then_execs_is_named_as_the_script() {
         .iter()
         .find(|g| g["key"] == script.as_str())
         .unwrap_or_else(|| panic!("the script is not among {by_exe:#?}"));
-    assert_eq!(num(mine, &["forks"]), 50);
+    assert_eq!(json_u64(mine, &["forks"]), 50);
     assert_eq!(mine["children_ran"][0]["name"], "/bin/false");
     assert!(
         by_exe.iter().all(|g| g["key"] != "/bin/false"),

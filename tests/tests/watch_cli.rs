@@ -15,7 +15,7 @@ use std::sync::Once;
 use serde_json::Value;
 use tracer_tests::{
     Proc, Rec, STEP_DEADLINE, Summary, Trace, complete_records, ensure, ensure_eq, facts_in,
-    poll_until, run_dir, summary_in, workload_bin,
+    facts_of, poll_until, run_dir, summary_in, workload_bin,
 };
 
 /// comm of the workload (its file name is exactly 15 bytes, so not cut).
@@ -178,16 +178,6 @@ fn check_complete(run: &Proc, content: &str, what: &str) {
         &content[content.len().saturating_sub(200)..],
         run.describe()
     );
-}
-
-fn read_output(run: &Proc, path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "no readable output {}: {e}\n{}",
-            path.display(),
-            run.describe()
-        )
-    })
 }
 
 /// The one record of type `ty` about process `pid`.
@@ -373,9 +363,7 @@ fn follow_pid_records_its_subtree_only_and_ends_when_it_is_gone() {
     drop(go);
     assert!(reap_child(orphan), "orphan {orphan} did not end");
     let status = tracer.wait_within(STEP_DEADLINE);
-    let content = read_output(&tracer, &out);
-    check_complete(&tracer, &content, "the output");
-    let t = Trace::from_run(&tracer, &content, &out, facts, &dir);
+    let t = Trace::from_output(&tracer, &out, facts, &dir);
     drop(wl);
 
     let exec_child = t.pid("exec_child");
@@ -508,9 +496,7 @@ fn duration_ends_the_run_with_complete_output_and_summary() {
         "1s",
     ]);
     let status = run.wait_within(STEP_DEADLINE);
-    let content = read_output(&run, &out);
-    check_complete(&run, &content, "the output");
-    let t = Trace::from_run(&run, &content, &out, Value::Null, &dir);
+    let t = Trace::from_output(&run, &out, Value::Null, &dir);
     ensure_eq!(t, [], status.code(), Some(0), "tracer exit code");
     // No filter: the snapshot holds every process, this test and the tracer included.
     for pid in [std::process::id(), run.pid()] {
@@ -552,9 +538,7 @@ fn stops_on_signal(sig: i32, label: &str) {
     // it ends.
     run.signal(sig);
     let status = run.wait_within(STEP_DEADLINE);
-    let content = read_output(&run, &out);
-    check_complete(&run, &content, "the output");
-    let t = Trace::from_run(&run, &content, &out, facts, &dir);
+    let t = Trace::from_output(&run, &out, facts, &dir);
     let me = t.workload_pid();
     let child = t.pid("child");
     let about = [me, child];
@@ -654,10 +638,7 @@ fn command_stops_on_signal(sig: i32, label: &str) {
     reap_child(sleep);
     // Now that sleep no longer holds them, take all of stdout and stderr.
     run.wait_within(STEP_DEADLINE);
-    let content = read_output(&run, &out);
-    check_complete(&run, &content, "the output");
-
-    let t = Trace::from_run(&run, &content, &out, Value::Null, &dir);
+    let t = Trace::from_output(&run, &out, Value::Null, &dir);
     ensure_eq!(
         t,
         [sleep],
@@ -804,9 +785,7 @@ fn lost_events_are_recorded_and_summed() {
     assert!(stormed, "the storm did not finish\n{}", run.describe());
 
     let status = run.wait_within(STEP_DEADLINE);
-    let content = read_output(&run, &out);
-    check_complete(&run, &content, "the output");
-    let t = Trace::from_run(&run, &content, &out, Value::Null, &dir);
+    let t = Trace::from_output(&run, &out, Value::Null, &dir);
     ensure_eq!(
         t,
         [],
@@ -889,9 +868,7 @@ fn follow_pid_ends_even_after_lost_events() {
     // The followed tree is gone (the workers reaped every child, this test reaped
     // the workload): the tracer must notice and end by itself.
     let status = run.wait_within(STEP_DEADLINE);
-    let content = read_output(&run, &out);
-    check_complete(&run, &content, "the output");
-    let t = Trace::from_run(&run, &content, &out, Value::Null, &dir);
+    let t = Trace::from_output(&run, &out, Value::Null, &dir);
     ensure_eq!(
         t,
         [me],
@@ -923,8 +900,7 @@ fn text_run(when: &str) -> (Proc, u32, u32) {
     ]);
     let status = run.wait_within(STEP_DEADLINE);
     assert_eq!(status.code(), Some(0), "{}", run.describe());
-    let facts =
-        facts_in(&run.stdout()).unwrap_or_else(|| panic!("no pids line\n{}", run.describe()));
+    let facts = facts_of(&run);
     let pid = |k: &str| facts[k].as_u64().expect("pid") as u32;
     let (me, child) = (pid("self"), pid("child"));
     (run, me, child)
@@ -1051,11 +1027,7 @@ fn fork_failed_under_rlimit_nproc() {
     args.extend([s(&workload), "fork-fail"]);
     let mut run = Proc::tracer(&args);
     let status = run.wait_within(STEP_DEADLINE);
-    let content = read_output(&run, &out);
-    check_complete(&run, &content, "the output");
-    let facts =
-        facts_in(&run.stdout()).unwrap_or_else(|| panic!("no pids line\n{}", run.describe()));
-    let t = Trace::from_run(&run, &content, &out, facts, &dir);
+    let t = Trace::from_output(&run, &out, facts_of(&run), &dir);
     let me = t.workload_pid();
     let children = t.pids("children");
     let mut about = children.clone();
@@ -1118,10 +1090,7 @@ fn top_forkers_are_named_by_comm() {
         "fork-on-cpus",
     ]);
     let status = run.wait_within(STEP_DEADLINE);
-    let facts =
-        facts_in(&run.stdout()).unwrap_or_else(|| panic!("no pids line\n{}", run.describe()));
-    let content = read_output(&run, &out);
-    let t = Trace::from_run(&run, &content, &out, facts, &dir);
+    let t = Trace::from_output(&run, &out, facts_of(&run), &dir);
     let me = t.workload_pid();
     let children = t.pids("children");
     ensure_eq!(t, [me], status.code(), Some(0), "tracer exit code");
@@ -1221,7 +1190,8 @@ fn tracers_own_path_search_leaves_no_exec_failed() {
     let mut run = Proc::spawn(&mut cmd, false);
     let status = run.wait_within(STEP_DEADLINE);
     assert!(status.success(), "{}", run.describe());
-    let content = read_output(&run, &out);
+    let content = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("no readable output: {e}\n{}", run.describe()));
     let recs = tracer_tests::parse_records(&content).expect("whole records");
     let execs: Vec<&Rec> = recs.iter().filter(|r| r.ty() == "exec").collect();
     assert_eq!(execs.len(), 1, "the command's exec\n{content}");

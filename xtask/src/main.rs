@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod deny;
 mod ebpf;
 mod lint;
 mod run;
@@ -70,33 +71,7 @@ enum Command {
     /// Measure what tracing costs in process storms: the release tracer against the
     /// untraced machine and, when installed, forkstat, execsnoop, exitsnoop and bpftrace.
     /// Prints a markdown table and writes target/bench/bench-<time>.json (needs root).
-    Bench {
-        /// Fewer and shorter runs (about a minute); peers only with --peers.
-        #[arg(long)]
-        quick: bool,
-        /// Install the peers first (apt-get: forkstat, libbpf-tools, bpftrace).
-        #[arg(long)]
-        peers: bool,
-        /// Runs per condition and mode [default: 5, --quick 2].
-        #[arg(long, value_name = "N")]
-        runs: Option<usize>,
-        /// Length of one untraced storm; counts are sized to it [default: 1.5, --quick 0.4].
-        #[arg(long, value_name = "SECONDS")]
-        seconds: Option<f64>,
-        /// Storm worker processes running at once.
-        #[arg(long, value_name = "N", default_value_t = 2)]
-        workers: u32,
-        /// Storm modes to run (comma-separated) [default: all].
-        #[arg(long, value_enum, value_delimiter = ',', value_name = "MODE")]
-        modes: Vec<bench::Mode>,
-        /// Conditions to run besides untraced (comma-separated) [default: all installed].
-        #[arg(long, value_enum, value_delimiter = ',', value_name = "CONDITION")]
-        conditions: Vec<bench::Condition>,
-        /// Instead of the comparison: one tracer through MINUTES of back-to-back storms
-        /// of every mode, its RSS sampled every second (peak and flatness).
-        #[arg(long, value_name = "MINUTES")]
-        soak: Option<f64>,
-    },
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -108,25 +83,7 @@ fn main() -> ExitCode {
         Command::Run { release, args } => run::run(release, &args),
         Command::Test { kernel, args } => test::test(kernel.as_deref(), &args),
         Command::Clippy => lint::clippy(),
-        Command::Bench {
-            quick,
-            peers,
-            runs,
-            seconds,
-            workers,
-            modes,
-            conditions,
-            soak,
-        } => bench::run(&bench::Options {
-            quick,
-            peers,
-            runs,
-            seconds,
-            workers,
-            modes,
-            conditions,
-            soak,
-        }),
+        Command::Bench(options) => bench::run(&options),
     };
     match result {
         Ok(code) => code,
@@ -186,14 +143,14 @@ mod tests {
 
     #[test]
     fn bench_takes_lists_of_modes_and_conditions() {
-        let Command::Bench {
+        let Command::Bench(bench::Options {
             quick,
             modes,
             conditions,
             workers,
             runs,
             ..
-        } = parse(&[
+        }) = parse(&[
             "xtask",
             "bench",
             "--quick",

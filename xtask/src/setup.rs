@@ -22,13 +22,17 @@ pub const APT_PACKAGES: [&str; 4] = [
 const LLVM_MAJOR: u32 = 22;
 /// The bpf-linker release known to work with LLVM 22 here.
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The cargo-deny release `cargo xtask test` checks licences and bans with: the
+/// newest that builds on the stable toolchain here (it needs rustc 1.88).
+pub const CARGO_DENY_VERSION: &str = "0.20.2";
 /// Where the agent reads tracepoint formats and attaches tracepoints.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
-/// All four steps: what `cargo xtask setup` and `cargo xtask test` run.
+/// All five steps: what `cargo xtask setup` and `cargo xtask test` run.
 pub fn all() -> Result<()> {
     build_tools()?;
-    tracefs(false)
+    tracefs(false)?;
+    cargo_deny()
 }
 
 /// Steps 1-3: what building the eBPF object needs.
@@ -180,31 +184,43 @@ fn nightly_llvm_major(verbose: &str) -> Option<u32> {
 
 /// Step 3: bpf-linker built against LLVM 22, in cargo's bin directory.
 fn bpf_linker() -> Result<()> {
-    let linker = cmd::cargo_home().join("bin/bpf-linker");
     // `--version` also proves libLLVM.so.22 still loads: the linker links it dynamically.
-    if let Some(version) = cmd::probe(Command::new(&linker).arg("--version")) {
-        println!("xtask: {} present", version.trim());
+    cargo_tool(
+        "bpf-linker",
+        BPF_LINKER_VERSION,
+        // llvm-sys finds LLVM through the first llvm-config on PATH (LLVM 22's, from
+        // tool_path); without the default features it builds against no other LLVM.
+        &["--no-default-features", "--features", "llvm-22"],
+        "about 2 minutes",
+    )
+}
+
+/// Step 5: cargo-deny, which `cargo xtask test` runs on the dependency graph
+/// (licences, bans; see deny.toml).
+fn cargo_deny() -> Result<()> {
+    cargo_tool("cargo-deny", CARGO_DENY_VERSION, &[], "about 5 minutes")
+}
+
+/// `cargo install NAME --locked --version VERSION EXTRA` into cargo's bin directory,
+/// unless `NAME --version` already runs from there.
+fn cargo_tool(name: &str, version: &str, extra: &[&str], how_long: &str) -> Result<()> {
+    let tool = cmd::cargo_home().join("bin").join(name);
+    if let Some(found) = cmd::probe(Command::new(&tool).arg("--version")) {
+        println!("xtask: {} present", found.trim());
         return Ok(());
     }
-    println!("xtask: installing bpf-linker {BPF_LINKER_VERSION} (cargo install, about 2 minutes)");
+    println!("xtask: installing {name} {version} (cargo install, {how_long})");
     let mut install = cmd::outer_cargo();
     cmd::scrub_cargo_env(&mut install, true);
-    // llvm-sys finds LLVM through the first llvm-config on PATH; LLVM 22's must win.
-    install.env("PATH", cmd::tool_path()).args([
-        "install",
-        "bpf-linker",
-        "--locked",
-        "--version",
-        BPF_LINKER_VERSION,
-        "--no-default-features",
-        "--features",
-        "llvm-22",
-    ]);
+    install
+        .env("PATH", cmd::tool_path())
+        .args(["install", name, "--locked", "--version", version])
+        .args(extra);
     cmd::run(&mut install)?;
-    if cmd::probe(Command::new(&linker).arg("--version")).is_none() {
+    if cmd::probe(Command::new(&tool).arg("--version")).is_none() {
         bail!(
             "cargo install finished but `{} --version` does not run: check that it went to {}",
-            linker.display(),
+            tool.display(),
             cmd::cargo_home().join("bin").display()
         );
     }

@@ -5,14 +5,14 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use crate::cmd::{self, step};
-use crate::{build, ebpf, setup, vm};
+use crate::{build, deny, ebpf, setup, vm};
 
-const STEPS: usize = 4;
+const STEPS: usize = 5;
 
-/// Set-up, eBPF object, agent (debug, and release for the fork-bomb test), then
-/// `cargo test --workspace ARGS` with `TRACER_EBPF_OBJ`, `TRACER_BIN` and
-/// `TRACER_RELEASE_BIN` set for the kernel tests. With `kernel`, the
-/// kernel tests in a VM on that kernel instead (see [`vm::test`]).
+/// Set-up, eBPF object, agent (debug, and release for the fork-bomb test), the
+/// licence and bans check (deny.toml), then `cargo test --workspace ARGS` with
+/// `TRACER_EBPF_OBJ`, `TRACER_BIN` and `TRACER_RELEASE_BIN` set for the kernel tests.
+/// With `kernel`, the kernel tests in a VM on that kernel instead (see [`vm::test`]).
 pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
     if !cmd::is_root() {
         bail!("the kernel tests load eBPF programs and need root: run `cargo xtask test` as root");
@@ -27,7 +27,8 @@ pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
         // The fork-bomb test measures memory as a server runs it: optimised.
         build::agent(true, &object, &["tracer"])
     })?;
-    step(4, STEPS, "tests", || {
+    step(4, STEPS, "licences and bans (cargo deny)", deny::check)?;
+    step(5, STEPS, "tests", || {
         let mut test = build::with_object(&object);
         test.env("TRACER_BIN", build::binary(false))
             .env("TRACER_RELEASE_BIN", build::binary(true))

@@ -30,23 +30,33 @@ pub use self::conditions::{Condition, Mode};
 use self::conditions::{Storm, Tools};
 use self::report::{Run, Startup, Summary};
 
-/// What `cargo xtask bench` was asked for.
-#[derive(Clone, Debug)]
+/// What `cargo xtask bench` was asked for (its command-line options).
+#[derive(Clone, Debug, clap::Args)]
 pub struct Options {
-    /// Fewer, shorter runs (about a minute); peers only with `peers`.
+    /// Fewer and shorter runs (about a minute); peers only with --peers.
+    #[arg(long)]
     pub quick: bool,
-    /// Install the peers (forkstat, libbpf-tools, bpftrace) first.
+    /// Install the peers first (apt-get: forkstat, libbpf-tools, bpftrace).
+    #[arg(long)]
     pub peers: bool,
-    /// Rounds (runs per condition and mode).
+    /// Runs per condition and mode [default: 5, --quick 2].
+    #[arg(long, value_name = "N")]
     pub runs: Option<usize>,
-    /// Target length of one untraced storm, in seconds.
+    /// Length of one untraced storm; counts are sized to it [default: 1.5, --quick 0.4].
+    #[arg(long, value_name = "SECONDS")]
     pub seconds: Option<f64>,
+    /// Storm worker processes running at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
     pub workers: u32,
-    /// Modes to run; empty means all.
+    /// Storm modes to run (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "MODE")]
     pub modes: Vec<Mode>,
-    /// Conditions to run; empty means all that are installed. Untraced always runs.
+    /// Conditions to run besides untraced (comma-separated) [default: all installed].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CONDITION")]
     pub conditions: Vec<Condition>,
-    /// Instead of the comparison: one tracer over this many minutes of storms.
+    /// Instead of the comparison: one tracer through MINUTES of back-to-back storms
+    /// of every mode, its RSS sampled every second (peak and flatness).
+    #[arg(long, value_name = "MINUTES")]
     pub soak: Option<f64>,
 }
 
@@ -484,14 +494,7 @@ impl Bench {
         let mut last_marker = Instant::now() - Duration::from_secs(1);
         loop {
             child::check_interrupted()?;
-            if let Some(status) = traced.try_wait()? {
-                bail!(
-                    "{} ended ({}) before it was attached: {}",
-                    traced.name(),
-                    child::describe(status),
-                    read_tail(stderr)
-                );
-            }
+            ensure_running(traced, "before it was attached", stderr)?;
             let attached = match condition {
                 Condition::Untraced => true,
                 Condition::Tracer | Condition::TracerThreads => {
@@ -612,14 +615,7 @@ fn wait_idle(traced: &mut Child, stderr: &Path) -> Result<(f64, bool)> {
     let mut ticks: Vec<u64> = Vec::new();
     loop {
         child::check_interrupted()?;
-        if let Some(status) = traced.try_wait()? {
-            bail!(
-                "{} ended ({}) during the storm: {}",
-                traced.name(),
-                child::describe(status),
-                read_tail(stderr)
-            );
-        }
+        ensure_running(traced, "during the storm", stderr)?;
         ticks.push(probe::cpu_ticks(traced.pid())?);
         let n = ticks.len();
         if n > IDLE_WINDOW && ticks[n - 1] - ticks[n - 1 - IDLE_WINDOW] <= IDLE_TICKS {
@@ -783,6 +779,20 @@ fn find_tools(tracer: PathBuf, bpftrace_script: PathBuf) -> Tools {
 
 fn create(path: &Path) -> Result<File> {
     File::create(path).with_context(|| format!("creating {}", path.display()))
+}
+
+/// Fails if `traced` has ended (`when`: "during the storm"), with the end of its
+/// stderr log.
+fn ensure_running(traced: &mut Child, when: &str, stderr: &Path) -> Result<()> {
+    if let Some(status) = traced.try_wait()? {
+        bail!(
+            "{} ended ({}) {when}: {}",
+            traced.name(),
+            child::describe(status),
+            read_tail(stderr)
+        );
+    }
+    Ok(())
 }
 
 /// The last lines of a log file, for error messages.

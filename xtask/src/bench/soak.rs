@@ -20,8 +20,8 @@ use serde_json::json;
 use super::child::{self, Child};
 use super::conditions::{Condition, Mode};
 use super::{
-    Bench, STOP_GRACE, create, loadavg, machine_info, machine_line, read_tail, round_count,
-    utc_stamp, wait_idle,
+    Bench, STOP_GRACE, create, ensure_running, loadavg, machine_info, machine_line, read_tail,
+    round_count, utc_stamp, wait_idle,
 };
 
 /// Length of one storm of the soak.
@@ -156,13 +156,7 @@ impl Bench {
         let result = (|| -> Result<()> {
             let mut i = 0;
             while attached.elapsed().as_secs_f64() < seconds {
-                if let Some(status) = traced.try_wait()? {
-                    bail!(
-                        "the tracer ended ({}) during the soak: {}",
-                        child::describe(status),
-                        read_tail(&stderr)
-                    );
-                }
+                ensure_running(&mut traced, "during the soak", &stderr)?;
                 let (mode, count) = plan[i % plan.len()];
                 let s = self.storm(mode, count)?;
                 ops[i % plan.len()] += s.ops;
