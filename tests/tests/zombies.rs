@@ -46,10 +46,21 @@ enum Reaper {
     Workload,
 }
 
+/// What the reap records must say.
+#[derive(PartialEq)]
+enum Expect {
+    /// Some are inferred from /proc (no event can show them).
+    SomeInferred,
+    /// None is inferred, each no later than the workload saw it go.
+    Exact,
+    /// Exact or inferred, within the bound.
+    Either,
+}
+
 /// Traces the machine while `tracer-workload MODE N` runs, waits until every
 /// zombie it reports has a reap record, stops the tracer with SIGINT, and checks
 /// each zombie's exit and reap and the report.
-fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) {
+fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) {
     let dir = run_dir(mode);
     let out = dir.join("trace.jsonl");
     let mut tracer = Proc::tracer(&["watch", "--quiet", "-o", s(&out)]);
@@ -167,6 +178,12 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
             Some(u64::from(want_reaper)),
             "zombie {z}: reaper: {reap:?}"
         );
+        if expect == Expect::Exact {
+            assert!(
+                reap.bool("inferred").is_none() && t <= gone_ns,
+                "zombie {z}: not exact (reaped at {t}, its wait returned by {gone_ns}): {reap:?}"
+            );
+        }
         if reap.bool("inferred") == Some(true) {
             inferred_count += 1;
             let before = reap.u64("reaped_before_ns").expect("reaped_before_ns");
@@ -178,7 +195,7 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
             assert_eq!(reap.u64("zombie_ns"), Some(t - exited), "{reap:?}");
         }
     }
-    if inferred {
+    if expect == Expect::SomeInferred {
         assert!(
             inferred_count > 0,
             "no reap was inferred: {mode} is meant to need it"
@@ -229,15 +246,40 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
 
 #[test]
 fn orphaned_zombies_adopted_by_init_get_their_reaps() {
-    zombies_get_true_reaps("orphan-zombies", 1000, Reaper::Init, true);
+    zombies_get_true_reaps("orphan-zombies", 1000, Reaper::Init, Expect::SomeInferred);
 }
 
+/// 20 zombies adopted at once: the first wait has 20 it could collect, so which
+/// one went is for /proc to tell (or a timely free).
 #[test]
 fn a_subreaper_reaping_with_a_null_infop_gets_its_reaps() {
-    zombies_get_true_reaps("subreaper-null-waitid", 20, Reaper::Workload, false);
+    zombies_get_true_reaps(
+        "subreaper-null-waitid",
+        20,
+        Reaper::Workload,
+        Expect::Either,
+    );
+}
+
+/// Children that die one at a time, each collected by waitid(P_ALL, NULL infop)
+/// before the next exits: each wait had one zombie to take, so its reap is exact
+/// (the wait's own time), none inferred.
+#[test]
+fn a_null_infop_wait_with_one_zombie_child_reaps_it_exactly() {
+    zombies_get_true_reaps(
+        "subreaper-null-waitid-serial",
+        20,
+        Reaper::Workload,
+        Expect::Exact,
+    );
 }
 
 #[test]
 fn a_subreaper_ignoring_sigchld_releases_its_adopted_zombies() {
-    zombies_get_true_reaps("subreaper-ignores-sigchld", 20, Reaper::Workload, false);
+    zombies_get_true_reaps(
+        "subreaper-ignores-sigchld",
+        20,
+        Reaper::Workload,
+        Expect::Either,
+    );
 }

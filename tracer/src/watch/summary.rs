@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 use tracer_common::kind;
 
 use crate::loader::KindTotals;
+use crate::units::thousands;
 
 /// What the run did, gathered at the end.
 pub struct Summary<'a> {
@@ -22,6 +23,19 @@ pub struct Summary<'a> {
     pub top_forkers: Vec<(String, u64)>,
     /// The highest one-second fork rates, from the alert engine.
     pub peak_rates: Option<String>,
+    /// How reaps no wait named were told.
+    pub reaps: ReapCounts,
+}
+
+/// Reaps that needed more than an event naming them, and what that cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReapCounts {
+    /// Zombies found gone from /proc (`"inferred": true` reap records).
+    pub inferred: u64,
+    /// stat()s of /proc/PID spent on overdue zombies.
+    pub lookups: u64,
+    /// Reaps told by a waitid with a NULL `infop`: the waiter's only zombie child.
+    pub only_child: u64,
 }
 
 fn join<I: IntoIterator<Item = String>>(parts: I) -> String {
@@ -83,6 +97,16 @@ impl Summary<'_> {
         if let Some(peaks) = &self.peak_rates {
             out += &format!("tracer: peak fork rates: {peaks}\n");
         }
+        let r = self.reaps;
+        if r.inferred > 0 || r.lookups > 0 || r.only_child > 0 {
+            out += &format!(
+                "tracer: reaps inferred from /proc: {} ({} /proc look-ups for overdue zombies); \
+                 reaps told by a waitid with a NULL infop (the only zombie child): {}\n",
+                thousands(r.inferred),
+                thousands(r.lookups),
+                thousands(r.only_child)
+            );
+        }
         out
     }
 }
@@ -104,6 +128,7 @@ mod tests {
             failed: &failed,
             top_forkers: vec![],
             peak_rates: None,
+            reaps: ReapCounts::default(),
         };
         assert_eq!(
             s.render(),
@@ -129,6 +154,11 @@ mod tests {
             failed: &failed,
             top_forkers: vec![("42 make".into(), 90), ("7 sh".into(), 10)],
             peak_rates: Some("by parent 42 make 80/s".into()),
+            reaps: ReapCounts {
+                inferred: 1000,
+                lookups: 1204,
+                only_child: 3,
+            },
         };
         assert_eq!(
             s.render(),
@@ -136,7 +166,9 @@ mod tests {
              bigger bursts), 1 malformed records skipped, 7 records not written to out.jsonl\n\
              tracer: the kernel saw (all processes, none lost from these counts): fork 100\n\
              tracer: top forkers: 42 make (90), 7 sh (10)\n\
-             tracer: peak fork rates: by parent 42 make 80/s\n"
+             tracer: peak fork rates: by parent 42 make 80/s\n\
+             tracer: reaps inferred from /proc: 1,000 (1,204 /proc look-ups for overdue zombies); \
+             reaps told by a waitid with a NULL infop (the only zombie child): 3\n"
         );
     }
 }
