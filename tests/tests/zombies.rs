@@ -3,7 +3,10 @@
 //! by a subreaper with waitid(P_ALL, NULL infop), by a subreaper that ignores
 //! SIGCHLD) each get a reap record within 2 s of when the workload saw them gone
 //! from /proc, from the reaper the kernel chose, and `tracer report` counts none
-//! of them as still zombies.
+//! of them as still zombies. Children reaped one at a time by waitid(P_ALL, NULL
+//! infop) get exact reaps (the wait's time). With the orphans, the middle
+//! process's zombie build-up alert ends while traced, init is blamed for nothing,
+//! and the watch summary counts the inferred reaps and their /proc look-ups.
 //!
 //! Needs root and a built tracer (`sudo cargo xtask test`). Records are matched by
 //! proc_id (taken from each zombie's fork under the workload's middle process), so
@@ -61,9 +64,27 @@ enum Expect {
 /// zombie it reports has a reap record, stops the tracer with SIGINT, and checks
 /// each zombie's exit and reap and the report.
 fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) {
+    zombies_get_true_reaps_alerted(mode, n, reaper, expect, false);
+}
+
+/// With `alert`, zombie build-up alerts at `--zombie-max 10 --alert-quiet 1s`:
+/// the workload's middle process raises one, and it ends (`alert_end`) while
+/// traced; the adopter (init or the workload) raises none for the zombies it
+/// adopted.
+fn zombies_get_true_reaps_alerted(
+    mode: &str,
+    n: usize,
+    reaper: Reaper,
+    expect: Expect,
+    alert: bool,
+) {
     let dir = run_dir(mode);
     let out = dir.join("trace.jsonl");
-    let mut tracer = Proc::tracer(&["watch", "--quiet", "-o", s(&out)]);
+    let mut args = vec!["watch", "--quiet", "-o", s(&out)];
+    if alert {
+        args.extend(["--zombie-max", "10", "--alert-quiet", "1s"]);
+    }
+    let mut tracer = Proc::tracer(&args);
     let started = poll_until(STEP_DEADLINE, || {
         std::fs::read(&out).is_ok_and(|b| b.contains(&b'\n')) || tracer.try_status().is_some()
     });
@@ -73,8 +94,13 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) 
         tracer.describe()
     );
 
+    let mut workload = vec![mode.to_string(), n.to_string()];
+    if alert {
+        // Held long enough (over the 1 s a count must last) to raise the alert.
+        workload.push("2000".into());
+    }
     let ran = Command::new(workload_bin())
-        .args([mode, &n.to_string()])
+        .args(&workload)
         .output()
         .expect("run the workload");
     let stdout = String::from_utf8_lossy(&ran.stdout);
@@ -126,6 +152,18 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) 
         let reaps = reaps_of(&recs);
         ids(&recs).iter().all(|id| reaped(&reaps, id) > 0) || tracer.try_status().is_some()
     });
+    let zombie_alert = |recs: &[Rec], ty: &str, pid: u32| {
+        recs.iter()
+            .find(|r| {
+                r.ty() == ty && r.str("alert") == Some("zombie_buildup") && r.pid() == Some(pid)
+            })
+            .cloned()
+    };
+    let ended = !alert
+        || poll_until(STEP_DEADLINE, || {
+            recs = complete_records(&out);
+            zombie_alert(&recs, "alert_end", middle).is_some() || tracer.try_status().is_some()
+        });
     tracer.signal(libc::SIGINT);
     tracer.wait_exit_within(STEP_DEADLINE);
     let recs = complete_records(&out);
@@ -150,6 +188,26 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) 
         Reaper::Init => 1,
         Reaper::Workload => me,
     };
+    if alert {
+        let raised = zombie_alert(&recs, "alert", middle);
+        let end = zombie_alert(&recs, "alert_end", middle);
+        assert!(
+            ended && raised.is_some() && end.is_some(),
+            "middle {middle} holding {n} zombies: alert {raised:?}, alert_end {end:?}\n{}",
+            tracer.describe()
+        );
+        let (raised, end) = (raised.expect("alert"), end.expect("alert_end"));
+        assert!(raised.seq() < end.seq(), "{raised:?} then {end:?}");
+        assert!(
+            raised.figure("zombies").is_some_and(|z| z > 10),
+            "{raised:?}"
+        );
+        // The adopted zombies count for nobody: the adopter raises nothing.
+        assert!(
+            zombie_alert(&recs, "alert", want_reaper).is_none(),
+            "the adopter {want_reaper} was blamed for zombies it adopted"
+        );
+    }
     let mut inferred_count = 0;
     let mut ends = std::collections::HashMap::<(&str, &str), Vec<&Rec>>::new();
     for r in recs
@@ -194,6 +252,25 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) 
             );
             assert_eq!(reap.u64("zombie_ns"), Some(t - exited), "{reap:?}");
         }
+    }
+    // The watch summary says how many reaps were inferred and what they cost.
+    let summary = tracer.stderr();
+    let line = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("tracer: reaps inferred from /proc: "));
+    if inferred_count > 0 {
+        let line = line.unwrap_or_else(|| panic!("no inferred-reaps line:\n{summary}"));
+        let (count, rest) = line.split_once(" (").expect("count (look-ups");
+        let count: u64 = count.replace(',', "").parse().expect("a count");
+        let lookups: u64 = rest
+            .split_once(' ')
+            .and_then(|(l, _)| l.replace(',', "").parse().ok())
+            .expect("look-ups");
+        // Machine-wide: other processes' reaps may be inferred too, never fewer.
+        assert!(
+            count >= inferred_count && lookups >= count,
+            "summary {line:?}, {inferred_count} of ours inferred"
+        );
     }
     if expect == Expect::SomeInferred {
         assert!(
@@ -246,7 +323,13 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) 
 
 #[test]
 fn orphaned_zombies_adopted_by_init_get_their_reaps() {
-    zombies_get_true_reaps("orphan-zombies", 1000, Reaper::Init, Expect::SomeInferred);
+    zombies_get_true_reaps_alerted(
+        "orphan-zombies",
+        1000,
+        Reaper::Init,
+        Expect::SomeInferred,
+        true,
+    );
 }
 
 /// 20 zombies adopted at once: the first wait has 20 it could collect, so which

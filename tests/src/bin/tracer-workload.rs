@@ -30,7 +30,7 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        subreaper autoreap orphan-outlives wnowait storm [N]
        gated storm-gated DIR N fork-fail fork-on-cpus
        fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N
-       orphan-zombies N  subreaper-null-waitid N  subreaper-null-waitid-serial N
+       orphan-zombies N [HOLD_MS]  subreaper-null-waitid N  subreaper-null-waitid-serial N
        subreaper-ignores-sigchld N
        fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS";
 
@@ -83,7 +83,10 @@ fn main() {
         "fork-on-cpus" => fork_on_cpus(),
         "fork-storm" => fork_storm(num_arg(&args, 1), num_arg(&args, 2), num_arg(&args, 3)),
         "zombies" => zombies(num_arg(&args, 1), num_arg(&args, 2)),
-        "orphan-zombies" => orphan_zombies(num_arg(&args, 1)),
+        "orphan-zombies" => orphan_zombies(
+            num_arg(&args, 1),
+            args.get(2).map_or(0, |_| num_arg(&args, 2)),
+        ),
         "subreaper-null-waitid" => subreaper_null_waitid(num_arg(&args, 1)),
         "subreaper-null-waitid-serial" => subreaper_null_waitid_serial(num_arg(&args, 1)),
         "subreaper-ignores-sigchld" => subreaper_ignores_sigchld(num_arg(&args, 1)),
@@ -1496,10 +1499,12 @@ fn gone_times(pids: &[i32]) -> Vec<u64> {
     gone
 }
 
-/// `n` zombies under a middle process that is then killed: init adopts and reaps
-/// them (kernel/exit.c forget_original_parent), with no wait the probes see.
-fn orphan_zombies(n: usize) -> i32 {
+/// `n` zombies under a middle process that holds them `hold_ms` and is then
+/// killed: init adopts and reaps them (kernel/exit.c forget_original_parent), with
+/// no wait the probes see.
+fn orphan_zombies(n: usize, hold_ms: u64) -> i32 {
     let (middle, kids) = middle_with_zombies(n, false, false);
+    sleep_ms(hold_ms);
     let killed_ns = boottime_ns();
     // SAFETY: kill of our own child.
     unsafe { libc::kill(middle, libc::SIGKILL) };
