@@ -3,7 +3,10 @@
 //! by a subreaper with waitid(P_ALL, NULL infop), by a subreaper that ignores
 //! SIGCHLD) each get a reap record within 2 s of when the workload saw them gone
 //! from /proc, from the reaper the kernel chose, and `tracer report` counts none
-//! of them as still zombies.
+//! of them as still zombies. Children reaped one at a time by waitid(P_ALL, NULL
+//! infop) get exact reaps (the wait's time). With the orphans, the middle
+//! process's zombie build-up alert ends while traced, init is blamed for nothing,
+//! and the watch summary counts the inferred reaps and their /proc look-ups.
 //!
 //! Needs root and a built tracer (`sudo cargo xtask test`). Records are matched by
 //! proc_id (taken from each zombie's fork under the workload's middle process), so
@@ -46,13 +49,42 @@ enum Reaper {
     Workload,
 }
 
+/// What the reap records must say.
+#[derive(PartialEq)]
+enum Expect {
+    /// Some are inferred from /proc (no event can show them).
+    SomeInferred,
+    /// None is inferred, each no later than the workload saw it go.
+    Exact,
+    /// Exact or inferred, within the bound.
+    Either,
+}
+
 /// Traces the machine while `tracer-workload MODE N` runs, waits until every
 /// zombie it reports has a reap record, stops the tracer with SIGINT, and checks
 /// each zombie's exit and reap and the report.
-fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) {
+fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, expect: Expect) {
+    zombies_get_true_reaps_alerted(mode, n, reaper, expect, false);
+}
+
+/// With `alert`, zombie build-up alerts at `--zombie-max 10 --alert-quiet 1s`:
+/// the workload's middle process raises one, and it ends (`alert_end`) while
+/// traced; the adopter (init or the workload) raises none for the zombies it
+/// adopted.
+fn zombies_get_true_reaps_alerted(
+    mode: &str,
+    n: usize,
+    reaper: Reaper,
+    expect: Expect,
+    alert: bool,
+) {
     let dir = run_dir(mode);
     let out = dir.join("trace.jsonl");
-    let mut tracer = Proc::tracer(&["watch", "--quiet", "-o", s(&out)]);
+    let mut args = vec!["watch", "--quiet", "-o", s(&out)];
+    if alert {
+        args.extend(["--zombie-max", "10", "--alert-quiet", "1s"]);
+    }
+    let mut tracer = Proc::tracer(&args);
     let started = poll_until(STEP_DEADLINE, || {
         std::fs::read(&out).is_ok_and(|b| b.contains(&b'\n')) || tracer.try_status().is_some()
     });
@@ -62,8 +94,13 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
         tracer.describe()
     );
 
+    let mut workload = vec![mode.to_string(), n.to_string()];
+    if alert {
+        // Held long enough (over the 1 s a count must last) to raise the alert.
+        workload.push("2000".into());
+    }
     let ran = Command::new(workload_bin())
-        .args([mode, &n.to_string()])
+        .args(&workload)
         .output()
         .expect("run the workload");
     let stdout = String::from_utf8_lossy(&ran.stdout);
@@ -115,6 +152,18 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
         let reaps = reaps_of(&recs);
         ids(&recs).iter().all(|id| reaped(&reaps, id) > 0) || tracer.try_status().is_some()
     });
+    let zombie_alert = |recs: &[Rec], ty: &str, pid: u32| {
+        recs.iter()
+            .find(|r| {
+                r.ty() == ty && r.str("alert") == Some("zombie_buildup") && r.pid() == Some(pid)
+            })
+            .cloned()
+    };
+    let ended = !alert
+        || poll_until(STEP_DEADLINE, || {
+            recs = complete_records(&out);
+            zombie_alert(&recs, "alert_end", middle).is_some() || tracer.try_status().is_some()
+        });
     tracer.signal(libc::SIGINT);
     tracer.wait_exit_within(STEP_DEADLINE);
     let recs = complete_records(&out);
@@ -139,6 +188,26 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
         Reaper::Init => 1,
         Reaper::Workload => me,
     };
+    if alert {
+        let raised = zombie_alert(&recs, "alert", middle);
+        let end = zombie_alert(&recs, "alert_end", middle);
+        assert!(
+            ended && raised.is_some() && end.is_some(),
+            "middle {middle} holding {n} zombies: alert {raised:?}, alert_end {end:?}\n{}",
+            tracer.describe()
+        );
+        let (raised, end) = (raised.expect("alert"), end.expect("alert_end"));
+        assert!(raised.seq() < end.seq(), "{raised:?} then {end:?}");
+        assert!(
+            raised.figure("zombies").is_some_and(|z| z > 10),
+            "{raised:?}"
+        );
+        // The adopted zombies count for nobody: the adopter raises nothing.
+        assert!(
+            zombie_alert(&recs, "alert", want_reaper).is_none(),
+            "the adopter {want_reaper} was blamed for zombies it adopted"
+        );
+    }
     let mut inferred_count = 0;
     let mut ends = std::collections::HashMap::<(&str, &str), Vec<&Rec>>::new();
     for r in recs
@@ -167,6 +236,12 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
             Some(u64::from(want_reaper)),
             "zombie {z}: reaper: {reap:?}"
         );
+        if expect == Expect::Exact {
+            assert!(
+                reap.bool("inferred").is_none() && t <= gone_ns,
+                "zombie {z}: not exact (reaped at {t}, its wait returned by {gone_ns}): {reap:?}"
+            );
+        }
         if reap.bool("inferred") == Some(true) {
             inferred_count += 1;
             let before = reap.u64("reaped_before_ns").expect("reaped_before_ns");
@@ -178,7 +253,26 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
             assert_eq!(reap.u64("zombie_ns"), Some(t - exited), "{reap:?}");
         }
     }
-    if inferred {
+    // The watch summary says how many reaps were inferred and what they cost.
+    let summary = tracer.stderr();
+    let line = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("tracer: reaps inferred from /proc: "));
+    if inferred_count > 0 {
+        let line = line.unwrap_or_else(|| panic!("no inferred-reaps line:\n{summary}"));
+        let (count, rest) = line.split_once(" (").expect("count (look-ups");
+        let count: u64 = count.replace(',', "").parse().expect("a count");
+        let lookups: u64 = rest
+            .split_once(' ')
+            .and_then(|(l, _)| l.replace(',', "").parse().ok())
+            .expect("look-ups");
+        // Machine-wide: other processes' reaps may be inferred too, never fewer.
+        assert!(
+            count >= inferred_count && lookups >= count,
+            "summary {line:?}, {inferred_count} of ours inferred"
+        );
+    }
+    if expect == Expect::SomeInferred {
         assert!(
             inferred_count > 0,
             "no reap was inferred: {mode} is meant to need it"
@@ -229,15 +323,46 @@ fn zombies_get_true_reaps(mode: &str, n: usize, reaper: Reaper, inferred: bool) 
 
 #[test]
 fn orphaned_zombies_adopted_by_init_get_their_reaps() {
-    zombies_get_true_reaps("orphan-zombies", 1000, Reaper::Init, true);
+    zombies_get_true_reaps_alerted(
+        "orphan-zombies",
+        1000,
+        Reaper::Init,
+        Expect::SomeInferred,
+        true,
+    );
 }
 
+/// 20 zombies adopted at once: the first wait has 20 it could collect, so which
+/// one went is for /proc to tell (or a timely free).
 #[test]
 fn a_subreaper_reaping_with_a_null_infop_gets_its_reaps() {
-    zombies_get_true_reaps("subreaper-null-waitid", 20, Reaper::Workload, false);
+    zombies_get_true_reaps(
+        "subreaper-null-waitid",
+        20,
+        Reaper::Workload,
+        Expect::Either,
+    );
+}
+
+/// Children that die one at a time, each collected by waitid(P_ALL, NULL infop)
+/// before the next exits: each wait had one zombie to take, so its reap is exact
+/// (the wait's own time), none inferred.
+#[test]
+fn a_null_infop_wait_with_one_zombie_child_reaps_it_exactly() {
+    zombies_get_true_reaps(
+        "subreaper-null-waitid-serial",
+        20,
+        Reaper::Workload,
+        Expect::Exact,
+    );
 }
 
 #[test]
 fn a_subreaper_ignoring_sigchld_releases_its_adopted_zombies() {
-    zombies_get_true_reaps("subreaper-ignores-sigchld", 20, Reaper::Workload, false);
+    zombies_get_true_reaps(
+        "subreaper-ignores-sigchld",
+        20,
+        Reaper::Workload,
+        Expect::Either,
+    );
 }

@@ -78,6 +78,19 @@ pub mod exec_flags {
 pub mod wait_syscall {
     pub const WAIT4: u32 = 1;
     pub const WAITID: u32 = 2;
+    /// waitid with a NULL `infop` returned 0 without WNOHANG: it collected a child
+    /// but the kernel does not say which (`child_pid` is 0, `options` says how it
+    /// waited).
+    pub const WAITID_NULL_INFOP: u32 = 3;
+}
+
+/// Bits of waitid's `options` (include/uapi/linux/wait.h).
+pub mod wait_options {
+    pub const WNOHANG: u32 = 0x0000_0001;
+    pub const WSTOPPED: u32 = 0x0000_0002;
+    pub const WEXITED: u32 = 0x0000_0004;
+    pub const WCONTINUED: u32 = 0x0000_0008;
+    pub const WNOWAIT: u32 = 0x0100_0000;
 }
 
 /// The task an event is about, and when it happened. First in every record.
@@ -167,10 +180,14 @@ pub struct ExitEvent {
 pub struct WaitEvent {
     /// The reaper (the thread whose wait returned).
     pub header: Header,
-    /// The pid wait returned, as seen in the reaper's pid namespace.
+    /// The pid wait returned, as seen in the reaper's pid namespace; 0 with
+    /// [`wait_syscall::WAITID_NULL_INFOP`].
     pub child_pid: u32,
     /// [`wait_syscall`].
     pub syscall: u32,
+    /// waitid's options ([`wait_options`]); 0 for wait4.
+    pub options: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -279,7 +296,7 @@ const _: () = assert!(size_of::<ForkEvent>() == 88);
 const _: () = assert!(size_of::<ExecEvent>() == 64 + 16 + FILENAME_LEN);
 const _: () = assert!(size_of::<ExecFailedEvent>() == 64 + 8 + FILENAME_LEN);
 const _: () = assert!(size_of::<ExitEvent>() == 72);
-const _: () = assert!(size_of::<WaitEvent>() == 72);
+const _: () = assert!(size_of::<WaitEvent>() == 80);
 const _: () = assert!(size_of::<FreeEvent>() == 64);
 const _: () = assert!(size_of::<ForkFailedEvent>() == 72);
 const _: () = assert!(size_of::<ForkerKey>() == 16);

@@ -33,10 +33,18 @@ pub static FORKS: LruPerCpuHashMap<ForkerKey, ForkerStats> =
 #[map]
 pub static EXEC_PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
 
-/// waitid's `infop` user pointer keyed by tid, from entry to exit: waitid returns
-/// 0, and the reaped pid is only in `infop->si_pid`.
+/// A waitid call in progress: its `infop` user pointer (0 for NULL) and options.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct WaitidCall {
+    pub infop: u64,
+    pub options: u64,
+}
+
+/// waitid's arguments keyed by tid, from entry to exit: waitid returns 0, and
+/// the reaped pid is only in `infop->si_pid`, or nowhere with a NULL `infop`.
 #[map]
-pub static WAITID_PENDING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+pub static WAITID_PENDING: LruHashMap<u32, WaitidCall> = LruHashMap::with_max_entries(16384, 0);
 
 /// Per-CPU scratch space to build an exec record (too big for the 512-byte stack)
 /// before copying just the used part into the ring buffer.

@@ -112,6 +112,7 @@ impl Gen {
             header: self.header(kind::WAIT, pid, pid, ppid, start, c),
             child_pid: child,
             syscall: 1,
+            ..Default::default()
         };
         self.out.push(bytes_of(&e));
     }

@@ -139,6 +139,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let e: WaitEvent = read(bytes);
             EventKind::Wait(Wait {
                 child_pid: e.child_pid,
+                options: e.options,
             })
         }
         kind::FREE => {
@@ -325,10 +326,14 @@ mod tests {
             header: header(kind::WAIT),
             child_pid: 55,
             syscall: 1,
+            ..Default::default()
         };
         assert_eq!(
             decode(&bytes_of(&w)).unwrap().kind,
-            EventKind::Wait(Wait { child_pid: 55 })
+            EventKind::Wait(Wait {
+                child_pid: 55,
+                options: 0
+            })
         );
         let f = FreeEvent {
             header: header(kind::FREE),

@@ -30,7 +30,8 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        subreaper autoreap orphan-outlives wnowait storm [N]
        gated storm-gated DIR N fork-fail fork-on-cpus
        fork-storm SECS MAX IDLE_MS  zombies N HOLD_MS  crash-loop  nproc-burst N
-       orphan-zombies N  subreaper-null-waitid N  subreaper-ignores-sigchld N
+       orphan-zombies N [HOLD_MS]  subreaper-null-waitid N  subreaper-null-waitid-serial N
+       subreaper-ignores-sigchld N
        fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS
        join-fork PROCS_FILE|-  cgroup-storm PROCS_FILE PARENTS SECS PACE_MS
        exec-errors DIR  crash DIR";
@@ -84,8 +85,12 @@ fn main() {
         "fork-on-cpus" => fork_on_cpus(),
         "fork-storm" => fork_storm(num_arg(&args, 1), num_arg(&args, 2), num_arg(&args, 3)),
         "zombies" => zombies(num_arg(&args, 1), num_arg(&args, 2)),
-        "orphan-zombies" => orphan_zombies(num_arg(&args, 1)),
+        "orphan-zombies" => orphan_zombies(
+            num_arg(&args, 1),
+            args.get(2).map_or(0, |_| num_arg(&args, 2)),
+        ),
         "subreaper-null-waitid" => subreaper_null_waitid(num_arg(&args, 1)),
+        "subreaper-null-waitid-serial" => subreaper_null_waitid_serial(num_arg(&args, 1)),
         "subreaper-ignores-sigchld" => subreaper_ignores_sigchld(num_arg(&args, 1)),
         "join-fork" => join_fork(args.get(1).map_or("-", String::as_str)),
         "cgroup-storm" => cgroup_storm(
@@ -1505,10 +1510,12 @@ fn gone_times(pids: &[i32]) -> Vec<u64> {
     gone
 }
 
-/// `n` zombies under a middle process that is then killed: init adopts and reaps
-/// them (kernel/exit.c forget_original_parent), with no wait the probes see.
-fn orphan_zombies(n: usize) -> i32 {
+/// `n` zombies under a middle process that holds them `hold_ms` and is then
+/// killed: init adopts and reaps them (kernel/exit.c forget_original_parent), with
+/// no wait the probes see.
+fn orphan_zombies(n: usize, hold_ms: u64) -> i32 {
     let (middle, kids) = middle_with_zombies(n, false, false);
+    sleep_ms(hold_ms);
     let killed_ns = boottime_ns();
     // SAFETY: kill of our own child.
     unsafe { libc::kill(middle, libc::SIGKILL) };
@@ -1548,6 +1555,71 @@ fn subreaper_null_waitid(n: usize) -> i32 {
     report(json!({
         "self": getpid(), "middle": middle, "zombies": kids,
         "orphaned_ns": orphaned_ns, "gone_ns": vec![*reaped_ns.last().unwrap_or(&orphaned_ns); n],
+    }));
+    0
+}
+
+/// A child subreaper adopts `n` live children when their parent exits; then one
+/// at a time each exits (end of file on its own pipe) and the subreaper reaps it
+/// with waitid(P_ALL, NULL infop) before the next one exits: each wait has just
+/// one child it can collect. `gone_ns` is when each wait returned.
+fn subreaper_null_waitid_serial(n: usize) -> i32 {
+    // SAFETY: plain prctl on ourselves.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        broken("PR_SET_CHILD_SUBREAPER failed");
+    }
+    let turns: Vec<(i32, i32)> = (0..n).map(|_| pipe_or_die()).collect();
+    let (rd, wr) = pipe_or_die();
+    let middle = fork_or_die();
+    if middle == 0 {
+        close(rd);
+        for &(turn, _) in &turns {
+            let kid = fork_or_exit();
+            if kid == 0 {
+                // Only the workload's copy of the write ends may stay open, so
+                // that closing it is this child's end of file; and the pid pipe's
+                // end of file must come when the middle process exits.
+                close(wr);
+                for &(_, w) in &turns {
+                    close(w);
+                }
+                let mut b = [0u8; 1];
+                // SAFETY: reading into a local buffer; 0 is end of file.
+                while unsafe { libc::read(turn, b.as_mut_ptr().cast(), 1) } < 0
+                    && errno() == libc::EINTR
+                {}
+                child_exit(0);
+            }
+            write_u32(wr, kid as u32);
+        }
+        close(wr);
+        child_exit(0);
+    }
+    close(wr);
+    let kids: Vec<i32> = read_u32s(rd).into_iter().map(|k| k as i32).collect();
+    close(rd);
+    if kids.len() != n {
+        broken(&format!(
+            "expected {n} pids from the middle process, got {}",
+            kids.len()
+        ));
+    }
+    expect_exited(middle, wait_pid(middle), 0);
+    let orphaned_ns = boottime_ns();
+    let mut reaped_ns = Vec::with_capacity(n);
+    for &(turn_rd, turn_wr) in &turns {
+        close(turn_rd);
+        close(turn_wr);
+        // SAFETY: a NULL infop is allowed (kernel/exit.c SYSCALL_DEFINE5(waitid)).
+        let rc = unsafe { libc::waitid(libc::P_ALL, 0, std::ptr::null_mut(), libc::WEXITED) };
+        if rc != 0 {
+            broken(&format!("waitid: {}", std::io::Error::last_os_error()));
+        }
+        reaped_ns.push(boottime_ns());
+    }
+    report(json!({
+        "self": getpid(), "middle": middle, "zombies": kids,
+        "orphaned_ns": orphaned_ns, "gone_ns": reaped_ns,
     }));
     0
 }

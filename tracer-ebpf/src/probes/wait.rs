@@ -1,4 +1,5 @@
-//! syscalls/sys_exit_wait4, sys_enter_waitid, sys_exit_waitid: who reaped whom.
+//! syscalls/sys_exit_wait4, sys_enter_waitid, sys_exit_waitid: who reaped whom,
+//! or with a NULL waitid `infop` only who reaped and when.
 
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_user},
@@ -6,16 +7,13 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use aya_log_ebpf::warn;
-use tracer_common::{WaitEvent, kind, wait_syscall};
+use tracer_common::{WaitEvent, kind, wait_options, wait_syscall};
 
 use crate::{
     config::conf,
-    maps::{EVENTS, WAITID_PENDING, count_lost, count_seen, wakeup_flags},
+    maps::{EVENTS, WAITID_PENDING, WaitidCall, count_lost, count_seen, wakeup_flags},
     task::fill_header,
 };
-
-/// include/uapi/linux/wait.h: leave the child waitable; nothing is reaped.
-const WNOWAIT: u64 = 0x0100_0000;
 
 /// wait4 returns the pid it waited for. It may be a stopped or continued child
 /// (WUNTRACED/WCONTINUED) rather than a reaped one; the agent only counts it as a
@@ -29,7 +27,7 @@ pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
         return 0;
     };
     if ret > 0 {
-        emit(ret as u32, wait_syscall::WAIT4);
+        emit(ret as u32, wait_syscall::WAIT4, 0);
     }
     0
 }
@@ -46,11 +44,23 @@ pub fn sys_enter_waitid(ctx: TracePointContext) -> u32 {
         ) else {
             return 0;
         };
-        if infop == 0 || options & WNOWAIT != 0 {
+        // WNOWAIT leaves the child waitable: nothing is reaped. With a NULL infop
+        // only a blocking wait for exits tells anything: with WNOHANG, waitid
+        // returns 0 whether or not it found a child (kernel/exit.c
+        // SYSCALL_DEFINE5(waitid) returns do_wait's 0 as is), and without WEXITED
+        // it cannot reap.
+        let options = options & 0xffff_ffff;
+        if options & u64::from(wait_options::WNOWAIT) != 0 {
+            return 0;
+        }
+        if infop == 0
+            && (options & u64::from(wait_options::WEXITED) == 0
+                || options & u64::from(wait_options::WNOHANG) != 0)
+        {
             return 0;
         }
         let tid = bpf_get_current_pid_tgid() as u32;
-        let _ = WAITID_PENDING.insert(&tid, &infop, 0);
+        let _ = WAITID_PENDING.insert(&tid, &WaitidCall { infop, options }, 0);
     }
     0
 }
@@ -64,7 +74,7 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
     }
     unsafe {
         let tid = bpf_get_current_pid_tgid() as u32;
-        let Some(infop) = WAITID_PENDING.get(&tid).copied() else {
+        let Some(WaitidCall { infop, options }) = WAITID_PENDING.get(&tid).copied() else {
             return 0;
         };
         let _ = WAITID_PENDING.remove(&tid);
@@ -72,6 +82,13 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
             return 0;
         };
         if ret != 0 {
+            return 0;
+        }
+        if infop == 0 {
+            // A blocking waitid succeeded, so do_wait found a child (it returns
+            // its pid, which SYSCALL_DEFINE5(waitid) turns into 0): which one only
+            // the agent can tell, when the waiter had just one it could collect.
+            emit(0, wait_syscall::WAITID_NULL_INFOP, options as u32);
             return 0;
         }
         let mut pid: i32 = 0;
@@ -92,13 +109,13 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
         if pid <= 0 {
             return 0;
         }
-        emit(pid as u32, wait_syscall::WAITID);
+        emit(pid as u32, wait_syscall::WAITID, options as u32);
     }
     0
 }
 
 #[inline(always)]
-fn emit(child_pid: u32, syscall: u32) {
+fn emit(child_pid: u32, syscall: u32, options: u32) {
     count_seen(kind::WAIT);
     let Some(mut entry) = EVENTS.reserve::<WaitEvent>(0) else {
         count_lost(kind::WAIT);
@@ -110,6 +127,8 @@ fn emit(child_pid: u32, syscall: u32) {
         fill_header(&mut ev.header, kind::WAIT, task, true);
         ev.child_pid = child_pid;
         ev.syscall = syscall;
+        ev.options = options;
+        ev._pad = 0;
     }
     entry.submit(wakeup_flags());
 }

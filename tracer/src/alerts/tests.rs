@@ -175,6 +175,20 @@ impl World {
     }
 
     fn reap(&mut self, pid: u32) {
+        self.reap_with(pid, None);
+    }
+
+    /// A reap the agent inferred: the zombie was found gone from /proc, its window
+    /// opening `ago` before now.
+    fn reap_inferred(&mut self, pid: u32, ago: u64) {
+        let w = crate::record::ReapWindow {
+            after_ns: Some(self.now - ago),
+            before_ns: self.now,
+        };
+        self.reap_with(pid, Some(w));
+    }
+
+    fn reap_with(&mut self, pid: u32, inferred: Option<crate::record::ReapWindow>) {
         let reaper = self.procs[&pid].ppid;
         self.feed(
             pid,
@@ -183,7 +197,7 @@ impl World {
                 reaper_pid: Some(reaper),
                 reaper_comm: None,
                 autoreap: false,
-                inferred: None,
+                inferred,
             },
         );
         self.procs.remove(&pid);
@@ -478,6 +492,38 @@ fn zombie_count_above_the_maximum() {
     let (_, end) = w.of(AlertKind::ZombieBuildup, true)[0];
     assert_eq!(fig(end, "peak_zombies"), 70);
     assert_eq!(fig(end, "zombies"), 10);
+}
+
+#[test]
+fn inferred_reaps_end_a_zombie_build_up() {
+    let mut w = world();
+    // A live parent whose reaps no event shows (waitid with a NULL infop while
+    // several were waitable): the agent finds its zombies gone from /proc.
+    let kids: Vec<u32> = (0..60)
+        .map(|_| {
+            let c = w.fork(100);
+            w.exit(c, 0);
+            c
+        })
+        .collect();
+    w.tick();
+    w.idle(2 * S);
+    assert_eq!(w.kinds(), [(AlertKind::ZombieBuildup, false)]);
+    for c in kids {
+        w.reap_inferred(c, S);
+    }
+    w.idle(11 * S);
+    assert_eq!(
+        w.kinds(),
+        [
+            (AlertKind::ZombieBuildup, false),
+            (AlertKind::ZombieBuildup, true)
+        ]
+    );
+    let (s, end) = w.of(AlertKind::ZombieBuildup, true)[0];
+    assert_eq!(s.pid, 100);
+    assert_eq!(fig(end, "zombies"), 0);
+    assert_eq!(fig(end, "peak_zombies"), 60);
 }
 
 #[test]

@@ -118,8 +118,11 @@ pub struct Exit {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Wait {
-    /// The pid wait4/waitid returned, in the reaper's pid namespace.
+    /// The pid wait4/waitid returned, in the reaper's pid namespace; 0 when the
+    /// kernel did not say (waitid with a NULL `infop`).
     pub child_pid: u32,
+    /// waitid's options (`tracer_common::wait_options`); 0 for wait4.
+    pub options: u32,
 }
 
 /// A wait status taken apart as WIFEXITED/WTERMSIG/WCOREDUMP do.

@@ -313,7 +313,7 @@ impl Model {
         }
     }
 
-    /// A wait4/waitid returned `child_pid` to `ev.task`. It is a reap only if that
+    /// A wait4/waitid returned `child_pid` (0: not told) to `ev.task`. It is a reap only if that
     /// pid is a zombie child of the waiting process; otherwise it was a stop or
     /// continue report (WUNTRACED/WCONTINUED), a ptrace tracee, or a pid in another
     /// pid namespace, and the release will be learnt from the free event instead.
@@ -323,16 +323,27 @@ impl Model {
         let Some(reaper) = self.live_task_proc(task, t) else {
             return;
         };
-        let child = self.pids.get(&w.child_pid).copied().filter(|&c| {
-            self.procs.get(&c).is_some_and(|p| {
-                p.is_zombie()
-                    && (p.parent == Some(reaper) || (p.parent.is_none() && p.ppid == reaper.pid))
+        let child = if w.child_pid == 0 {
+            self.only_waitable_zombie(reaper, w.options)
+        } else {
+            self.pids.get(&w.child_pid).copied().filter(|&c| {
+                self.procs.get(&c).is_some_and(|p| {
+                    p.is_zombie()
+                        && (p.parent == Some(reaper)
+                            || (p.parent.is_none() && p.ppid == reaper.pid))
+                })
             })
-        });
+        };
         let Some(child) = child else {
             self.stats.unmatched_waits += 1;
+            if w.child_pid == 0 {
+                self.stats.unnamed_waits += 1;
+            }
             return;
         };
+        if w.child_pid == 0 {
+            self.stats.only_child_reaps += 1;
+        }
         let reaper_comm = self.procs.get(&reaper).map(|p| p.comm);
         let Some(p) = self.procs.get_mut(&child) else {
             return;
@@ -361,6 +372,33 @@ impl Model {
             });
         }
         self.release(child);
+    }
+
+    /// The child a blocking waitid(WEXITED) with a NULL `infop` collected. The
+    /// kernel found one (it returned 0 without WNOHANG: kernel/exit.c
+    /// SYSCALL_DEFINE5(waitid) drops do_wait's pid) but does not say which. Every
+    /// child it could have reaped exited before the wait returned, so its exit is
+    /// among the events applied so far: the waiter's zombie children the model
+    /// holds include it. When there is just one, that is the one, at the wait's
+    /// exact time. Not when events were lost while the waiter lived (a child's
+    /// exit may be missing), and not with WSTOPPED/WCONTINUED (it may have
+    /// reported a stopped child) or WNOWAIT (nothing was reaped). A ptracer that
+    /// collects a tracee's exit this way is the case the model cannot see.
+    fn only_waitable_zombie(&self, reaper: ProcId, options: u32) -> Option<ProcId> {
+        use tracer_common::wait_options as o;
+        let reaps = options & o::WEXITED != 0
+            && options & (o::WNOHANG | o::WNOWAIT | o::WSTOPPED | o::WCONTINUED) == 0;
+        if !reaps || self.is_uncertain(reaper) {
+            return None;
+        }
+        let mut zombies = self
+            .procs
+            .get(&reaper)?
+            .children
+            .iter()
+            .filter(|c| self.procs.get(c).is_some_and(Proc::is_zombie));
+        let only = *zombies.next()?;
+        zombies.next().is_none().then_some(only)
     }
 
     /// A thread-group leader's task_struct was freed (kernel/exit.c

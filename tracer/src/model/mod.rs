@@ -91,6 +91,11 @@ pub struct ModelStats {
     /// wait4/waitid returns that matched no zombie child (stop/continue reports,
     /// ptrace, other pid namespaces).
     pub unmatched_waits: u64,
+    /// Of those: waitid returns with a NULL `infop` while the waiter had several
+    /// zombie children (or events were lost), so which one went is not known.
+    pub unnamed_waits: u64,
+    /// Reaps told by a waitid with a NULL `infop`: the waiter's only zombie child.
+    pub only_child_reaps: u64,
     /// Zombies found gone from /proc with no reap event ([`Model::reaped_unseen`]).
     pub inferred_reaps: u64,
 }

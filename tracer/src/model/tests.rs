@@ -4,7 +4,7 @@
 use super::*;
 use crate::event::{Exec, ExecFailed, Exit, ExitStatus, Fork, Wait};
 use crate::record::NS_PER_TICK;
-use tracer_common::kind;
+use tracer_common::{kind, wait_options};
 
 /// A task as events describe it. `start` is in clock ticks; events carry it in ns
 /// with an offset inside the tick, as the kernel does.
@@ -191,7 +191,23 @@ impl Sim {
         self.exit_with(p, 0, false, false)
     }
     fn wait(&mut self, reaper: P, child_pid: u32) -> Vec<Record> {
-        self.ev(reaper, EventKind::Wait(Wait { child_pid }))
+        self.ev(
+            reaper,
+            EventKind::Wait(Wait {
+                child_pid,
+                options: 0,
+            }),
+        )
+    }
+    /// A blocking waitid(P_ALL, NULL infop, WEXITED | `extra`) that returned 0.
+    fn wait_null_infop(&mut self, reaper: P, extra: u32) -> Vec<Record> {
+        self.ev(
+            reaper,
+            EventKind::Wait(Wait {
+                child_pid: 0,
+                options: wait_options::WEXITED | extra,
+            }),
+        )
     }
     fn free(&mut self, p: P) -> Vec<Record> {
         self.ev(p, EventKind::Free)
@@ -1200,7 +1216,8 @@ fn random_event_sequences_keep_the_tree_sound() {
                     autoreap: rnd(4) == 0,
                 }),
                 5 => EventKind::Wait(Wait {
-                    child_pid: 1 + rnd(12) as u32,
+                    child_pid: rnd(13) as u32,
+                    options: wait_options::WEXITED,
                 }),
                 _ => EventKind::Free,
             };
@@ -1311,4 +1328,94 @@ fn zombies_are_listed_with_their_exit_time() {
     let mut z: Vec<_> = s.m.zombies().collect();
     z.sort();
     assert_eq!(z, [(a.id(), Some(exited)), (p(102, 10, 62).id(), None)]);
+}
+
+#[test]
+fn a_null_infop_wait_reaps_the_only_zombie_child_exactly() {
+    let mut s = Sim::with_shell();
+    let sr = p(20, 10, 60).subreaper();
+    s.fork(sr, SH);
+    let (a, b, c) = (p(21, 20, 61), p(22, 20, 62), p(23, 20, 63));
+    s.fork(a, sr);
+    s.fork(b, sr);
+    s.fork(c, sr);
+    // One zombie child, two live ones: the wait collected that one, at its time.
+    s.exit(a, 0);
+    let exited = s.now;
+    let r = s.wait_null_infop(sr, 0);
+    assert_eq!(types(&r), ["reap"]);
+    assert_eq!(subj(&r[0]).pid, 21);
+    assert_eq!(r[0].ktime_ns, s.now);
+    assert_eq!(
+        reap_of(&r[0]),
+        (Some(s.now - exited), Some(20), Some(sr.comm), false)
+    );
+    assert_eq!(window_of(&r[0]), None, "exact, not inferred");
+    assert_eq!(s.m.stats().only_child_reaps, 1);
+    // One at a time again: the next exit, the next wait.
+    s.exit(b, 0);
+    let r = s.wait_null_infop(sr, 0);
+    assert_eq!(subj(&r[0]).pid, 22);
+    // Its late free changes nothing.
+    assert!(s.free(b).is_empty());
+    assert_eq!(s.m.stats().only_child_reaps, 2);
+    assert_eq!(s.m.zombie_count(), 0);
+}
+
+#[test]
+fn a_null_infop_wait_with_several_zombies_or_odd_options_names_nobody() {
+    let mut s = Sim::with_shell();
+    let sr = p(20, 10, 60).subreaper();
+    s.fork(sr, SH);
+    let (a, b) = (p(21, 20, 61), p(22, 20, 62));
+    s.fork(a, sr);
+    s.fork(b, sr);
+    s.exit(a, 0);
+    s.exit(b, 0);
+    // Two waitable: either one went; the reaps stay for /proc to tell.
+    assert!(s.wait_null_infop(sr, 0).is_empty());
+    assert_eq!(s.m.zombie_count(), 2);
+    assert_eq!(s.m.stats().unnamed_waits, 1);
+    // The agent found `a` gone (the first wait took it): the inferred reap. The
+    // second wait then can only have taken `b`.
+    let mut out = Vec::new();
+    let gone = s.tick();
+    s.m.reaped_unseen(a.id(), None, gone, &mut out);
+    assert!(window_of(&out[0]).is_some());
+    let r = s.wait_null_infop(sr, 0);
+    assert_eq!(subj(&r[0]).pid, 22);
+    assert_eq!(window_of(&r[0]), None);
+
+    // A wait that may have reported a stopped child, or left it waitable, or
+    // found nothing, reaps nobody.
+    let c = p(23, 20, 63);
+    s.fork(c, sr);
+    s.exit(c, 0);
+    for extra in [
+        wait_options::WSTOPPED,
+        wait_options::WCONTINUED,
+        wait_options::WNOWAIT,
+        wait_options::WNOHANG,
+    ] {
+        assert!(s.wait_null_infop(sr, extra).is_empty(), "{extra:#x}");
+    }
+    // Without WEXITED it cannot reap at all.
+    let r = s.ev(
+        sr,
+        EventKind::Wait(Wait {
+            child_pid: 0,
+            options: wait_options::WSTOPPED,
+        }),
+    );
+    assert!(r.is_empty());
+    // Another process's zombie is not the waiter's.
+    assert!(s.wait_null_infop(SH, 0).is_empty());
+    assert_eq!(s.m.zombie_count(), 1);
+
+    // After losses the waiter's zombies may be incomplete: nobody is named.
+    let mut out = Vec::new();
+    let t = s.tick();
+    s.m.lost(kind::EXIT, 1, t, &mut out);
+    assert!(s.wait_null_infop(sr, 0).is_empty());
+    assert_eq!(s.m.zombie_count(), 1);
 }

@@ -583,6 +583,11 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         top_forkers,
         peak_rates,
         on_alert,
+        reaps: summary::ReapCounts {
+            inferred: model.stats().inferred_reaps,
+            lookups: zombies.lookups,
+            only_child: model.stats().only_child_reaps,
+        },
     }
     .render();
     eprint!("{text}");

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 use tracer_common::kind;
 
 use crate::loader::KindTotals;
+use crate::units::thousands;
 
 /// What the run did, gathered at the end.
 pub struct Summary<'a> {
@@ -26,6 +27,19 @@ pub struct Summary<'a> {
     pub peak_rates: Option<String>,
     /// What `--on-alert` did, when given.
     pub on_alert: Option<super::on_alert::Counts>,
+    /// How reaps no wait named were told.
+    pub reaps: ReapCounts,
+}
+
+/// Reaps that needed more than an event naming them, and what that cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReapCounts {
+    /// Zombies found gone from /proc (`"inferred": true` reap records).
+    pub inferred: u64,
+    /// stat()s of /proc/PID spent on overdue zombies.
+    pub lookups: u64,
+    /// Reaps told by a waitid with a NULL `infop`: the waiter's only zombie child.
+    pub only_child: u64,
 }
 
 fn join<I: IntoIterator<Item = String>>(parts: I) -> String {
@@ -100,6 +114,16 @@ impl Summary<'_> {
                 if c.dropped == 1 { "alert" } else { "alerts" },
             );
         }
+        let r = self.reaps;
+        if r.inferred > 0 || r.lookups > 0 || r.only_child > 0 {
+            out += &format!(
+                "tracer: reaps inferred from /proc: {} ({} /proc look-ups for overdue zombies); \
+                 reaps told by a waitid with a NULL infop (the only zombie child): {}\n",
+                thousands(r.inferred),
+                thousands(r.lookups),
+                thousands(r.only_child)
+            );
+        }
         out
     }
 }
@@ -123,6 +147,7 @@ mod tests {
             top_forkers: vec![],
             peak_rates: None,
             on_alert: None,
+            reaps: ReapCounts::default(),
         };
         assert_eq!(
             s.render(),
@@ -154,6 +179,11 @@ mod tests {
                 failed: 1,
                 dropped: 1,
             }),
+            reaps: ReapCounts {
+                inferred: 1000,
+                lookups: 1204,
+                only_child: 3,
+            },
         };
         assert_eq!(
             s.render(),
@@ -162,7 +192,9 @@ mod tests {
              tracer: the kernel saw (all processes, none lost from these counts): fork 100\n\
              tracer: top forkers: 42 make (90), 7 sh (10)\n\
              tracer: peak fork rates: by parent 42 make 80/s\n\
-             tracer: --on-alert ran 3 times, 1 failed; 1 alert dropped\n"
+             tracer: --on-alert ran 3 times, 1 failed; 1 alert dropped\n\
+             tracer: reaps inferred from /proc: 1,000 (1,204 /proc look-ups for overdue zombies); \
+             reaps told by a waitid with a NULL infop (the only zombie child): 3\n"
         );
     }
 }
