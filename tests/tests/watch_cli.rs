@@ -752,7 +752,7 @@ fn ring_size_not_a_power_of_two_is_refused() {
 
 #[test]
 fn duration_with_unknown_unit_is_refused() {
-    refuses(&["--duration", "5x"], "5x", "ms, s, m or h");
+    refuses(&["--duration", "5x"], "5x", "ms, s, m, h");
 }
 
 #[test]

@@ -33,9 +33,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Err(format!("{s:?} is not a duration: {hint}"));
         }
         _ => humantime::parse_duration(s).map_err(|e| match e {
-            humantime::DurationError::UnknownUnit { unit, .. } => format!(
-                "{s:?} has an unknown unit {unit:?}: use ms, s, m, h or d (e.g. 1h30m)"
-            ),
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("{s:?} has an unknown unit {unit:?}: use ms, s, m, h or d (e.g. 1h30m)")
+            }
             _ => format!("{s:?} is not a duration: {hint}"),
         })?,
     };
@@ -43,6 +43,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?} must be a positive duration"));
     }
     Ok(d)
+}
+
+/// A count that must be at least 1 (`--storm-rate`): clap's own range check
+/// would say `0 is not in 1..18446744073709551615`.
+pub fn parse_at_least_one(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a whole number: give one of at least 1, e.g. 200"
+        )),
+    }
 }
 
 /// Parses `16M`, `4096K`, `1G` or bytes; must be a power of two of at least 4 KiB
@@ -123,13 +135,34 @@ mod tests {
         assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
         let e = parse_duration("5x").unwrap_err();
         assert!(e.contains("unknown unit") && e.contains("1h30m"), "{e}");
-        assert!(parse_duration("1h30x").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("1h30x")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("0s").unwrap_err().contains("positive"));
         assert!(parse_duration("0h0m").unwrap_err().contains("positive"));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("1e400").is_err());
+    }
+
+    #[test]
+    fn counts_of_at_least_one() {
+        assert_eq!(parse_at_least_one("200"), Ok(200));
+        assert_eq!(parse_at_least_one("1"), Ok(1));
+        assert_eq!(parse_at_least_one("0").unwrap_err(), "must be at least 1");
+        assert!(parse_at_least_one("-5").unwrap_err().contains("at least 1"));
+        assert!(
+            parse_at_least_one("fast")
+                .unwrap_err()
+                .contains("whole number")
+        );
     }
 
     #[test]

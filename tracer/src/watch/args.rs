@@ -6,7 +6,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::ValueEnum;
 
-use crate::parse::{parse_duration, parse_mode, parse_ring_size, parse_size};
+use crate::parse::{parse_at_least_one, parse_duration, parse_mode, parse_ring_size, parse_size};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -106,7 +106,7 @@ pub struct AlertArgs {
     #[arg(long)]
     pub no_alerts: bool,
     /// Fork storm: a parent (or the processes of one cgroup) creating more than N processes per second...
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = parse_at_least_one)]
     pub storm_rate: u64,
     /// ...for this long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]

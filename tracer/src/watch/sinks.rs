@@ -1,7 +1,7 @@
 //! Where records go: stdout and/or the output file, with counts for the summary.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     io::{self, Write},
 };
 
@@ -203,15 +203,28 @@ impl Sinks {
 
     /// The highest fork rates the alert engine saw, per parent, executable and
     /// cgroup (named as its unit or container), for the summary; `None` with
-    /// `--no-alerts` or no forks.
-    pub fn peak_rates(&mut self, per_dimension: usize) -> Option<String> {
+    /// `--no-alerts` or no forks. A parent the records never named (the tracer
+    /// itself, forking COMMAND) takes its name from `names` (the kernel's fork
+    /// counters, which the top-forkers line uses), so both lines agree.
+    pub fn peak_rates(
+        &mut self,
+        per_dimension: usize,
+        names: &HashMap<u32, String>,
+    ) -> Option<String> {
+        use crate::units::thousands;
         let peaks = self.alerts.as_ref()?.peak_rates();
         let mut dims = Vec::new();
         let parents: Vec<String> = (peaks.parents.iter().take(per_dimension))
-            .map(|(p, r)| match p.comm.as_bytes() {
+            .map(|(p, r)| match (p.comm.as_bytes(), names.get(&p.pid)) {
                 // A parent outside what is traced (the tracer, for a COMMAND).
-                b"" => format!("{} ? {r}/s", p.pid),
-                comm => format!("{} {} {r}/s", p.pid, String::from_utf8_lossy(comm)),
+                (b"", Some(name)) => format!("{} {name} {}/s", p.pid, thousands(*r)),
+                (b"", None) => format!("{} (not traced) {}/s", p.pid, thousands(*r)),
+                (comm, _) => format!(
+                    "{} {} {}/s",
+                    p.pid,
+                    String::from_utf8_lossy(comm),
+                    thousands(*r)
+                ),
             })
             .collect();
         let image_rates = |list: &[(Option<Vec<u8>>, u64)]| -> Vec<String> {
@@ -220,7 +233,7 @@ impl Sinks {
                     let name = f
                         .as_deref()
                         .map_or("(unknown image)".into(), String::from_utf8_lossy);
-                    format!("{name} {r}/s")
+                    format!("{name} {}/s", thousands(*r))
                 })
                 .collect()
         };
@@ -234,7 +247,7 @@ impl Sinks {
                     .cgroups
                     .path(*id)
                     .map_or_else(|| format!("cgroup {id}"), crate::alert_text::cgroup_label);
-                format!("{name} {r}/s")
+                format!("{name} {}/s", thousands(*r))
             })
             .collect();
         for (what, list) in [
