@@ -53,6 +53,9 @@ pub struct Args {
     /// bursts; it is mapped twice into tracer, so it counts double in tracer's RSS.
     #[arg(long, value_name = "SIZE", value_parser = parse_ring_size, default_value = "8M")]
     pub ring_size: u32,
+    /// Show times on the terminal in UTC (default: local time, TZ honoured). Files are always UTC.
+    #[arg(long)]
+    pub utc: bool,
     /// When to colour the text lines.
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,

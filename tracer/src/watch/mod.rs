@@ -30,6 +30,7 @@ use crate::{
     output::{
         JsonlWriter, RunInfo, TextWriter, Writer,
         file::{FileOptions, OutputFile, Rotation},
+        time::Zone,
     },
     procfs,
     record::{ProcId, Record},
@@ -163,7 +164,8 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
                 ColorWhen::Never => false,
                 ColorWhen::Auto => io::stdout().is_terminal(),
             };
-            Writer::Text(TextWriter::new(out, info.clone(), color))
+            let zone = if args.utc { Zone::Utc } else { Zone::local() };
+            Writer::Text(TextWriter::new(out, info.clone(), color).terminal(zone))
         };
         writers.push(("stdout".to_string(), w));
     }

@@ -70,6 +70,18 @@ impl Sinks {
         for mut alert in raised {
             self.write_one(&mut alert);
         }
+        for (name, w) in &mut self.writers {
+            if let Err(e) = w.tick(now) {
+                note_failure(
+                    &mut self.failed,
+                    &mut self.failing,
+                    name,
+                    "writing to",
+                    &e,
+                    1,
+                );
+            }
+        }
     }
 
     /// Every record goes out through here, its argv redacted first.
@@ -287,6 +299,18 @@ impl Sinks {
     /// The end: flushes everything and closes the output file (waiting for
     /// compression of rotated files); what could not be written is counted.
     pub fn finish(&mut self) {
+        for (name, w) in &mut self.writers {
+            if let Err(e) = w.release_held() {
+                note_failure(
+                    &mut self.failed,
+                    &mut self.failing,
+                    name,
+                    "writing to",
+                    &e,
+                    1,
+                );
+            }
+        }
         self.flush();
         if let Some(f) = self.file.as_mut() {
             let result = f.w.get_mut().close();
