@@ -46,7 +46,7 @@ pub struct Args {
     /// Also record thread creation and thread exit.
     #[arg(long)]
     pub threads: bool,
-    /// Stop after this long (e.g. 30s, 5m, 1h, 500ms).
+    /// Stop after this long (e.g. 30s, 1h30m, 500ms; a plain number is seconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Size of the kernel ring buffer (power of two, e.g. 4M, 16M, 64M). Larger rides out bigger
