@@ -1078,7 +1078,8 @@ pub fn summary_in(stderr: &str) -> Option<Summary> {
     let rest = line.strip_prefix("tracer: ")?.split_once(", ")?.1;
     let (records, rest) = rest.split_once(" record")?;
     let rest = rest.strip_prefix('s').unwrap_or(rest);
-    let records = records.parse().ok()?;
+    // Totals are written with thousands separators (`26,008 records`).
+    let records = records.replace(',', "").parse().ok()?;
     let mut per_type = std::collections::BTreeMap::new();
     let rest = match rest.strip_prefix(" (") {
         Some(r) => {
@@ -1095,6 +1096,7 @@ pub fn summary_in(stderr: &str) -> Option<Summary> {
         .strip_prefix(", ")?
         .split_once(" event")?
         .0
+        .replace(',', "")
         .parse()
         .ok()?;
     Some(Summary {
@@ -1265,6 +1267,9 @@ mod tests {
         assert_eq!(s.per_type.values().sum::<u64>(), 92);
         let empty = summary_in("tracer: 100.0ms, 0 records, 0 events lost\n").expect("parses");
         assert_eq!((empty.records, empty.lost, empty.per_type.len()), (0, 0, 0));
+        let big = summary_in("tracer: 15.0s, 26,008 records (exec 26008), 1,200 events lost\n")
+            .expect("parses");
+        assert_eq!((big.records, big.lost), (26_008, 1_200));
         let one = summary_in("tracer: 1m05s, 1 record (meta 1), 1 event lost (exec 1)\n")
             .expect("parses");
         assert_eq!((one.records, one.lost, one.per_type.len()), (1, 1, 1));
