@@ -1377,3 +1377,35 @@ fn unanswered_path_misses_are_shown_and_utc_says_so() {
         .collect();
     assert_eq!(lines, want, "{}", run.describe());
 }
+
+/// The tracer forks COMMAND outside the traced tree: every summary line names
+/// it the same way (the kernel's comm), never `?`; and the kernel's counts say
+/// they are the whole machine's.
+#[test]
+fn summary_names_the_tracer_one_way_and_says_what_kernel_counts_cover() {
+    let mut run = Proc::tracer(&["watch", "--quiet", "--", "/bin/sh", "-c", "/bin/true"]);
+    let status = run.wait_within(STEP_DEADLINE);
+    assert_eq!(status.code(), Some(0), "{}", run.describe());
+    let stderr = run.stderr();
+    let me = format!("{} tracer", run.pid());
+    let line = |prefix: &str| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line\n{}", run.describe()))
+            .to_string()
+    };
+    let top = line("tracer: top forkers: ");
+    assert!(top.contains(&format!("{me} (1)")), "{top}");
+    let peaks = line("tracer: peak fork rates: ");
+    assert!(
+        peaks.contains(&format!("by parent {me} ")) || peaks.contains(&format!(", {me} ")),
+        "{peaks}"
+    );
+    assert!(!peaks.contains(" ? "), "{peaks}");
+    let kernel = line("tracer: the kernel saw (");
+    assert!(
+        kernel.contains("all processes on this machine, not only those followed"),
+        "{kernel}"
+    );
+}
