@@ -102,7 +102,8 @@ pub fn run_dir(label: &str) -> PathBuf {
 }
 
 /// What the end-of-run summary line on stderr says:
-/// `tracer: 1.4 s, 92 records (exec 2, fork 2, process 84, ...), 0 events lost ...`.
+/// `tracer: 1.40s, 92 records (exec 2, fork 2, process 84, ...), 0 events lost ...`
+/// (`1 record`, `1 event lost` in the singular).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub records: u64,
@@ -116,12 +117,16 @@ pub struct Summary {
 /// The summary line of a tracer's stderr, if there is one that parses.
 pub fn summary_in(stderr: &str) -> Option<Summary> {
     let line = stderr.lines().find(|l| {
-        l.starts_with("tracer: ") && l.contains(" records") && l.contains(" events lost")
+        l.starts_with("tracer: ")
+            && l.contains(" record")
+            && (l.contains(" events lost") || l.contains(" event lost"))
     })?;
-    // After "tracer: <secs> s, ".
-    let rest = &line[line.find(" s, ")? + 4..];
-    let (records, rest) = rest.split_once(" records")?;
-    let records = records.parse().ok()?;
+    // After "tracer: <duration>, ".
+    let rest = line.strip_prefix("tracer: ")?.split_once(", ")?.1;
+    let (records, rest) = rest.split_once(" record")?;
+    let rest = rest.strip_prefix('s').unwrap_or(rest);
+    // Totals are written with thousands separators (`26,008 records`).
+    let records = records.replace(',', "").parse().ok()?;
     let mut per_type = BTreeMap::new();
     let rest = match rest.strip_prefix(" (") {
         Some(r) => {
@@ -136,8 +141,9 @@ pub fn summary_in(stderr: &str) -> Option<Summary> {
     };
     let lost = rest
         .strip_prefix(", ")?
-        .split_once(" events lost")?
+        .split_once(" event")?
         .0
+        .replace(',', "")
         .parse()
         .ok()?;
     Some(Summary {
@@ -216,14 +222,20 @@ mod tests {
     #[test]
     fn summary_lines() {
         let s = summary_in(
-            "tracer: skipped\ntracer: 1.4 s, 92 records (exec 2, fork_failed 1, process 89), 4 events lost (exec 4; a larger --ring-size rides out bigger bursts)\ntracer: top forkers: 1 x (2)\n",
+            "tracer: skipped\ntracer: 1.40s, 92 records (exec 2, fork_failed 1, process 89), 4 events lost (exec 4; a larger --ring-size rides out bigger bursts)\ntracer: top forkers: 1 x (2)\n",
         )
         .expect("parses");
         assert_eq!((s.records, s.lost), (92, 4));
         assert_eq!(s.per_type.get("fork_failed"), Some(&1));
         assert_eq!(s.per_type.values().sum::<u64>(), 92);
-        let empty = summary_in("tracer: 0.1 s, 0 records, 0 events lost\n").expect("parses");
+        let empty = summary_in("tracer: 100.0ms, 0 records, 0 events lost\n").expect("parses");
         assert_eq!((empty.records, empty.lost, empty.per_type.len()), (0, 0, 0));
+        let big = summary_in("tracer: 15.0s, 26,008 records (exec 26008), 1,200 events lost\n")
+            .expect("parses");
+        assert_eq!((big.records, big.lost), (26_008, 1_200));
+        let one = summary_in("tracer: 1m05s, 1 record (meta 1), 1 event lost (exec 1)\n")
+            .expect("parses");
+        assert_eq!((one.records, one.lost, one.per_type.len()), (1, 1, 1));
         assert_eq!(summary_in("tracer: no process with pid 4\n"), None);
     }
 }

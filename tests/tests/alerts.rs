@@ -210,7 +210,7 @@ fn zombie_buildup_by_age() {
     ensure!(
         t,
         [me],
-        msg.contains("holds 1 unreaped zombie,") && msg.ends_with("(one older than 2.0 s)"),
+        msg.contains("holds 1 unreaped zombie,") && msg.ends_with("(one older than 2.00s)"),
         "message {msg:?}"
     );
 }

@@ -488,13 +488,16 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `N records not written to FILE` in the summary.
+/// `N records not written to FILE` (`1 record`, `1,200 records`) in the summary.
 fn not_written(stderr: &str, file: &Path) -> Option<u64> {
     let sum = summary_in(stderr)?;
-    let tail = format!(" records not written to {}", file.display());
+    let tail = format!(" not written to {}", file.display());
     let line = &sum.line;
     let end = line.find(&tail)?;
-    line[..end].rsplit(' ').next()?.parse().ok()
+    let head = line[..end]
+        .strip_suffix(" records")
+        .or_else(|| line[..end].strip_suffix(" record"))?;
+    head.rsplit(' ').next()?.replace(',', "").parse().ok()
 }
 
 #[test]

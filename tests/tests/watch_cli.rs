@@ -733,7 +733,7 @@ fn ring_size_not_a_power_of_two_is_refused() {
 
 #[test]
 fn duration_with_unknown_unit_is_refused() {
-    refuses(&["--duration", "5x"], "5x", "ms, s, m or h");
+    refuses(&["--duration", "5x"], "5x", "ms, s, m, h");
 }
 
 #[test]
@@ -1204,4 +1204,184 @@ fn tracers_own_path_search_leaves_no_exec_failed() {
     let failed: Vec<&Rec> = recs.iter().filter(|r| r.ty() == "exec_failed").collect();
     assert!(failed.is_empty(), "tracer's own PATH misses: {failed:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// The terminal view: header, local time, PATH misses folded
+
+/// Runs `TZ=tz tracer watch --color never -o FILE [flags] -- /usr/bin/env PATH=path CMD`:
+/// env(1) runs CMD through execvp, which tries each PATH entry in turn.
+fn env_run(
+    label: &str,
+    tz: &str,
+    flags: &[&str],
+    path: &str,
+    cmd: &str,
+) -> (Proc, Option<i32>, Vec<Rec>) {
+    let dir = run_dir(label);
+    let out = dir.join("trace.jsonl");
+    let path_var = format!("PATH={path}");
+    let mut args = vec!["watch", "--color", "never", "-o", s(&out)];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "/usr/bin/env", &path_var, cmd]);
+    let mut run = Proc::spawn(
+        Command::new(tracer_tests::tracer_bin())
+            .env("TZ", tz)
+            .args(&args),
+        false,
+    );
+    let code = run.wait_within(STEP_DEADLINE).code();
+    let records = complete_records(&out);
+    (run, code, records)
+}
+
+/// The pid that exec'd `filename` in `records`.
+fn exec_pid(run: &Proc, records: &[Rec], filename: &str) -> u32 {
+    records
+        .iter()
+        .find(|r| r.ty() == "exec" && r.str("filename") == Some(filename))
+        .and_then(Rec::pid)
+        .unwrap_or_else(|| panic!("no exec of {filename} recorded\n{}", run.describe()))
+}
+
+/// `HH:MM:SS.uuuuuu` of an RFC 3339 UTC `ts`, shifted by `hours`.
+fn time_of_day(ts: &str, hours: u32) -> String {
+    let hms = &ts[11..26];
+    let h: u32 = hms[..2].parse().expect("hour");
+    format!("{:02}{}", (h + hours) % 24, &hms[2..])
+}
+
+#[test]
+fn terminal_header_local_time_and_path_misses_folded() {
+    // POSIX TZ "TST-3": a zone called TST, 3 hours east of UTC.
+    let (run, _, records) = env_run(
+        "path-misses",
+        "TST-3",
+        &[],
+        "/nonexistent-a:/nonexistent-b:/usr/bin:/bin",
+        "true",
+    );
+    let stdout = run.stdout();
+    let pid = exec_pid(&run, &records, "/usr/bin/true");
+    // The file keeps every miss.
+    let misses: Vec<&Rec> = records
+        .iter()
+        .filter(|r| r.ty() == "exec_failed" && r.pid() == Some(pid))
+        .collect();
+    let names: Vec<&str> = misses.iter().filter_map(|r| r.str("filename")).collect();
+    assert_eq!(
+        names,
+        ["/nonexistent-a/true", "/nonexistent-b/true"],
+        "{}",
+        run.describe()
+    );
+    // The terminal: a header naming the columns, with the date and zone.
+    let first = stdout.lines().next().unwrap_or_default();
+    let exec = records
+        .iter()
+        .find(|r| r.ty() == "exec" && r.str("filename") == Some("/usr/bin/true"))
+        .expect("found above");
+    let ts = exec.str("ts").expect("ts");
+    assert!(
+        first.starts_with("TIME             EVENT         PID NAME  DETAILS  [")
+            && first.ends_with(", local time TST (UTC+03:00)]"),
+        "header line {first:?}\n{}",
+        run.describe()
+    );
+    // No exec-fail line for the misses: one exec line that counts them, in
+    // local time, with ppid and uid.
+    assert!(
+        text_lines(&stdout, "exec-fail", pid).is_empty(),
+        "{}",
+        run.describe()
+    );
+    let lines = text_lines(&stdout, "exec", pid);
+    assert_eq!(lines.len(), 2, "env's exec and true's\n{}", run.describe());
+    let line = &lines[1];
+    let ppid = exec.ppid().expect("ppid");
+    let uid = exec.u64("uid").expect("uid");
+    assert_eq!(
+        line,
+        &format!(
+            "{}  exec      {pid:>7} /usr/bin/true  ppid={ppid} uid={uid}  true  (after 2 PATH misses)",
+            time_of_day(ts, 3)
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn unanswered_path_misses_are_shown_and_utc_says_so() {
+    let (run, code, records) = env_run(
+        "path-misses-unanswered",
+        "TST-3",
+        &["--utc"],
+        "/nonexistent-a:/nonexistent-b",
+        "tracer-no-such-command",
+    );
+    assert_eq!(
+        code,
+        Some(127),
+        "env's status for a command it cannot find\n{}",
+        run.describe()
+    );
+    let stdout = run.stdout();
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(", UTC]"),
+        "header {first:?}\n{}",
+        run.describe()
+    );
+    let pid = exec_pid(&run, &records, "/usr/bin/env");
+    let failed: Vec<&Rec> = records
+        .iter()
+        .filter(|r| r.ty() == "exec_failed" && r.pid() == Some(pid))
+        .collect();
+    assert_eq!(failed.len(), 2, "{}", run.describe());
+    // Both shown as they are, at UTC times (no exec followed to fold them into).
+    let lines = text_lines(&stdout, "exec-fail", pid);
+    let want: Vec<String> = failed
+        .iter()
+        .map(|r| {
+            format!(
+                "{}  exec-fail {pid:>7} env  {}: ENOENT",
+                time_of_day(r.str("ts").expect("ts"), 0),
+                r.str("filename").expect("filename")
+            )
+        })
+        .collect();
+    assert_eq!(lines, want, "{}", run.describe());
+}
+
+/// The tracer forks COMMAND outside the traced tree: every summary line names
+/// it the same way (the kernel's comm), never `?`; and the kernel's counts say
+/// they are the whole machine's.
+#[test]
+fn summary_names_the_tracer_one_way_and_says_what_kernel_counts_cover() {
+    let mut run = Proc::tracer(&["watch", "--quiet", "--", "/bin/sh", "-c", "/bin/true"]);
+    let status = run.wait_within(STEP_DEADLINE);
+    assert_eq!(status.code(), Some(0), "{}", run.describe());
+    let stderr = run.stderr();
+    let me = format!("{} tracer", run.pid());
+    let line = |prefix: &str| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line\n{}", run.describe()))
+            .to_string()
+    };
+    let top = line("tracer: top forkers: ");
+    assert!(top.contains(&format!("{me} (1)")), "{top}");
+    let peaks = line("tracer: peak fork rates: ");
+    assert!(
+        peaks.contains(&format!("by parent {me} ")) || peaks.contains(&format!(", {me} ")),
+        "{peaks}"
+    );
+    assert!(!peaks.contains(" ? "), "{peaks}");
+    let kernel = line("tracer: the kernel saw (");
+    assert!(
+        kernel.contains("all processes on this machine, not only those followed"),
+        "{kernel}"
+    );
 }

@@ -11,17 +11,31 @@ use crate::{report, watch};
 const EXAMPLES: &str = "\
 EXAMPLES:
     tracer watch                              # every fork, exec, exit and reap on this machine
+    tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
+    tracer report events.jsonl                # who forked most, zombies, crashes, timeline
+
+Each subcommand's --help has its own examples.";
+
+const WATCH_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer watch                              # every fork, exec, exit and reap on this machine
     tracer watch -o events.jsonl --quiet      # record to a JSON Lines file, print only alerts
     tracer watch -o events.jsonl --append     # add a run to an existing recording
     tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
     tracer watch -p 1234                      # follow process 1234 and everything it starts
-    tracer watch --threads --duration 30s     # include threads, stop after 30 seconds
+    tracer watch --threads --duration 1h30m   # include threads, stop after an hour and a half
+    tracer watch --utc                        # times in UTC rather than local time
     tracer watch --format jsonl | jq .        # JSON Lines on stdout
     tracer watch --storm-rate 50              # alert on fork storms above 50 forks/s
     tracer watch --on-alert 'curl -sS -d @- https://hooks.example/t'  # each alert as JSON to a webhook
     tracer watch --events exec_failed         # failed execs only
     tracer watch --uid 1000 --comm '^python'  # one user's python processes
+    tracer -v watch                           # also print the kernel layout resolved at start-up";
+
+const REPORT_EXAMPLES: &str = "\
+EXAMPLES:
     tracer report events.jsonl                # who forked most, zombies, crashes, timeline
+    tracer report events.jsonl*               # a recording and its rotated files, as one
     tracer report --tree -p 1234 run.jsonl    # the process tree below pid 1234, folded
     tracer report --since -1h events.jsonl    # the last hour of the recording
     tracer report --cgroup /system.slice/x.service events.jsonl  # one service's processes
@@ -32,8 +46,9 @@ EXAMPLES:
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
 pub struct Cli {
-    /// More detail on stderr (-v: kernel layout resolved at start-up; -vv: also the
-    /// eBPF programs' own diagnostics, e.g. an argv or file name they could not read).
+    /// More detail on stderr. For `watch`: -v prints the kernel layout resolved at
+    /// start-up; -vv also the eBPF programs' own diagnostics (e.g. an argv or file name
+    /// they could not read). `report` prints nothing more.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -43,11 +58,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Trace process events live, on the terminal and/or to a JSON Lines file.
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = WATCH_EXAMPLES)]
     // Both boxed: their arguments are hundreds of bytes, of different sizes.
     Watch(Box<watch::Args>),
     /// Report on recorded JSON Lines: top forkers, fork rate, zombies, crashes, the tree.
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = REPORT_EXAMPLES)]
     Report(Box<report::Args>),
 }
 
@@ -86,5 +101,28 @@ mod tests {
         assert_eq!(cli.verbose, 1);
         assert!(matches!(cli.command, Command::Report(r) if r.files == [PathBuf::from("a.jsonl")]));
         assert!(Cli::try_parse_from(["tracer"]).is_err());
+    }
+
+    /// Each subcommand's help shows its own examples, and says what -v does where.
+    #[test]
+    fn each_subcommand_has_its_own_examples() {
+        let help = |sub: &str| {
+            let mut cmd = Cli::command();
+            cmd.build();
+            let mut sub = cmd.find_subcommand_mut(sub).unwrap().clone();
+            sub.render_long_help().to_string()
+        };
+        let (watch, report) = (help("watch"), help("report"));
+        assert!(watch.contains("tracer watch -p 1234"), "{watch}");
+        assert!(!watch.contains("tracer report --tree"), "{watch}");
+        assert!(report.contains("tracer report --tree"), "{report}");
+        assert!(!report.contains("tracer watch -p"), "{report}");
+        assert_ne!(watch, report);
+        // -v is global: its text says what it does for each subcommand.
+        assert!(
+            report.contains("For `watch`: -v prints the kernel layout"),
+            "{report}"
+        );
+        assert!(report.contains("`report` prints nothing more"), "{report}");
     }
 }

@@ -4,30 +4,57 @@
 
 use std::time::Duration;
 
-/// Parses `30s`, `5m`, `1h`, `250ms` or a bare number of seconds.
+/// Parses `30s`, `5m`, `1h30m`, `2h 15m`, `250ms`, `1.5s` or a bare number of
+/// seconds. Compound forms go to humantime; a bare number (which humantime
+/// refuses) is seconds, and a decimal with one unit (`1.5s`, `0.5m`) is taken
+/// here, as humantime takes integers only.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    let hint = "use e.g. 30s, 5m, 1h30m or 500ms";
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use e.g. 30s, 5m, 1h or 500ms"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown unit {unit:?}: use ms, s, m or h"
-            ));
-        }
+    let simple = match unit {
+        "" | "s" => Some(1.0),
+        "ms" => Some(0.001),
+        "m" => Some(60.0),
+        "h" => Some(3600.0),
+        _ => None,
     };
-    if !(secs > 0.0 && secs.is_finite()) {
+    let d = match (num.parse::<f64>(), simple) {
+        (Ok(n), Some(mult)) => {
+            let secs = n * mult;
+            if !secs.is_finite() || secs > 1e12 {
+                return Err(format!("{s:?} is too long a duration: {hint}"));
+            }
+            Duration::from_secs_f64(secs.max(0.0))
+        }
+        _ if s.is_empty() || !s.starts_with(|c: char| c.is_ascii_digit()) => {
+            return Err(format!("{s:?} is not a duration: {hint}"));
+        }
+        _ => humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::UnknownUnit { unit, .. } => {
+                format!("{s:?} has an unknown unit {unit:?}: use ms, s, m, h or d (e.g. 1h30m)")
+            }
+            _ => format!("{s:?} is not a duration: {hint}"),
+        })?,
+    };
+    if d.is_zero() {
         return Err(format!("{s:?} must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
+}
+
+/// A count that must be at least 1 (`--storm-rate`): clap's own range check
+/// would say `0 is not in 1..18446744073709551615`.
+pub fn parse_at_least_one(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "{s:?} is not a whole number: give one of at least 1, e.g. 200"
+        )),
+    }
 }
 
 /// Parses `16M`, `4096K`, `1G` or bytes; must be a power of two of at least 4 KiB
@@ -99,9 +126,43 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        // Compound forms, as humantime reads them.
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2h 15m"), Ok(Duration::from_secs(8100)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
+        let e = parse_duration("5x").unwrap_err();
+        assert!(e.contains("unknown unit") && e.contains("1h30m"), "{e}");
+        assert!(
+            parse_duration("1h30x")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_duration("0s").unwrap_err().contains("positive"));
+        assert!(parse_duration("0h0m").unwrap_err().contains("positive"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("1e400").is_err());
+    }
+
+    #[test]
+    fn counts_of_at_least_one() {
+        assert_eq!(parse_at_least_one("200"), Ok(200));
+        assert_eq!(parse_at_least_one("1"), Ok(1));
+        assert_eq!(parse_at_least_one("0").unwrap_err(), "must be at least 1");
+        assert!(parse_at_least_one("-5").unwrap_err().contains("at least 1"));
+        assert!(
+            parse_at_least_one("fast")
+                .unwrap_err()
+                .contains("whole number")
+        );
     }
 
     #[test]

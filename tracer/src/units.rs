@@ -1,7 +1,8 @@
-//! Numbers and durations in words and digits, the one place both the alert
-//! messages and the writers take them from (so `alerts` and `output` need not
-//! import each other): decimal digits without a formatter, `2,310`, `3.25s`,
-//! `45 s`.
+//! Numbers, rates and durations in words and digits, the one place the alert
+//! messages, the terminal lines, watch's summary and the report take them from
+//! (so `alerts` and `output` need not import each other, and one window is
+//! written one way everywhere): decimal digits without a formatter, `2,310`,
+//! `2,310/s`, `3.25s`, `1 record` / `2 records`.
 
 /// Appends the decimal form of `n` (no allocation, no formatter machinery).
 pub fn push_u64(out: &mut Vec<u8>, n: u64) {
@@ -40,14 +41,16 @@ pub fn fill_digits(buf: &mut [u8], mut n: u64) -> usize {
     i
 }
 
-/// A short human duration: `850ns`, `12.5us`, `1.2ms`, `3.25s`, `4m05s`, `2h07m`.
-/// Truncated, not rounded, so it never claims more time than there was.
+/// A short human duration: `850ns`, `12.5us`, `1.2ms`, `3.25s`, `45.2s`, `4m05s`,
+/// `2h07m`: three significant digits at most. Truncated, not rounded, so it never
+/// claims more time than there was. The one duration format of tracer's text.
 pub fn push_duration(out: &mut Vec<u8>, ns: u64) {
     let (whole, frac, frac_digits, unit): (u64, u64, usize, &str) = match ns {
         0..1_000 => (ns, 0, 0, "ns"),
         1_000..1_000_000 => (ns / 1_000, ns / 100 % 10, 1, "us"),
         1_000_000..1_000_000_000 => (ns / 1_000_000, ns / 100_000 % 10, 1, "ms"),
-        1_000_000_000..60_000_000_000 => (ns / 1_000_000_000, ns / 10_000_000 % 100, 2, "s"),
+        1_000_000_000..10_000_000_000 => (ns / 1_000_000_000, ns / 10_000_000 % 100, 2, "s"),
+        10_000_000_000..60_000_000_000 => (ns / 1_000_000_000, ns / 100_000_000 % 10, 1, "s"),
         _ => {
             let secs = ns / 1_000_000_000;
             let (big, small, units) = if secs < 3600 {
@@ -97,18 +100,30 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A span for a message: `0.8 s`, `45 s`, `12 min`, `3.5 h`.
+/// A span for a message: the same as [`duration`] (`850.0ms`, `3.00s`, `45.0s`,
+/// `12m00s`), so an alert, a line and the summary write one window alike.
 pub fn span(ns: u64) -> String {
-    let s = ns as f64 / 1e9;
-    if s < 10.0 {
-        format!("{s:.1} s")
-    } else if s < 100.0 {
-        format!("{} s", s as u64)
-    } else if s < 6000.0 {
-        format!("{} min", (s / 60.0) as u64)
-    } else {
-        format!("{:.1} h", s / 3600.0)
+    duration(ns)
+}
+
+/// A rate per second: integers from 10/s up (`12/s`, `2,310/s`), one decimal
+/// below (`2.5/s`), two below 1/s (`0.25/s`); `?/s` for no number.
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec < 0.0 {
+        return "?/s".into();
     }
+    if per_sec >= 10.0 {
+        format!("{}/s", thousands(per_sec as u64))
+    } else if per_sec >= 1.0 {
+        format!("{:.1}/s", (per_sec * 10.0).floor() / 10.0)
+    } else {
+        format!("{:.2}/s", (per_sec * 100.0).floor() / 100.0)
+    }
+}
+
+/// `1 child` / `2 children`, `1,200 records`: the count with the word that fits it.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
 #[cfg(test)]
@@ -143,7 +158,10 @@ mod tests {
             (999_999_999, "999.9ms"),
             (1_000_000_000, "1.00s"),
             (3_050_000_000, "3.05s"),
-            (59_999_999_999, "59.99s"),
+            (9_999_999_999, "9.99s"),
+            (10_000_000_000, "10.0s"),
+            (45_250_000_000, "45.2s"),
+            (59_999_999_999, "59.9s"),
             (60_000_000_000, "1m00s"),
             (245_000_000_000, "4m05s"),
             (3_600_000_000_000, "1h00m"),
@@ -165,10 +183,30 @@ mod tests {
         assert_eq!(thousands(2310), "2,310");
         assert_eq!(thousands(4812), "4,812");
         assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(span(800 * MS), "0.8 s");
-        assert_eq!(span(45 * S), "45 s");
-        assert_eq!(span(720 * S), "12 min");
-        assert_eq!(span(3 * 3600 * S + 1800 * S), "3.5 h");
+        // A window is written the same way as a lifetime on an event line.
+        assert_eq!(span(800 * MS), "800.0ms");
+        assert_eq!(span(10 * MS), "10.0ms");
+        assert_eq!(span(3 * S), "3.00s");
+        assert_eq!(span(45 * S), "45.0s");
+        assert_eq!(span(720 * S), "12m00s");
+        assert_eq!(span(3 * 3600 * S + 1800 * S), "3h30m");
         assert_eq!(duration(1_600_000), "1.6ms");
+    }
+
+    #[test]
+    fn rates_and_plurals() {
+        assert_eq!(rate(2310.4), "2,310/s");
+        assert_eq!(rate(12.54), "12/s");
+        assert_eq!(rate(10.0), "10/s");
+        assert_eq!(rate(9.99), "9.9/s");
+        assert_eq!(rate(2.5), "2.5/s");
+        assert_eq!(rate(0.25), "0.25/s");
+        assert_eq!(rate(0.0), "0.00/s");
+        assert_eq!(rate(f64::NAN), "?/s");
+        assert_eq!(rate(-1.0), "?/s");
+        assert_eq!(plural(0, "record", "records"), "0 records");
+        assert_eq!(plural(1, "record", "records"), "1 record");
+        assert_eq!(plural(2, "process", "processes"), "2 processes");
+        assert_eq!(plural(1200, "child", "children"), "1,200 children");
     }
 }

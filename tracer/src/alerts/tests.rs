@@ -565,7 +565,7 @@ fn one_old_zombie_is_enough() {
     assert_eq!(fig(a, "zombies"), 1);
     assert!(fig(a, "oldest_zombie_ns") > 30 * S);
     assert!(
-        text(a, s, None).contains("(one older than 30 s)"),
+        text(a, s, None).contains("(one older than 30.0s)"),
         "{}",
         text(a, s, None)
     );
@@ -722,7 +722,7 @@ fn fork_failures_burst() {
     assert_eq!(fig(a, "processes"), 1);
     assert_eq!(
         text(a, s, None),
-        "fork failures: 100 bash (/usr/bin/bash) failed to fork 10 times in 0.9 s: EAGAIN, fork limit reached (RLIMIT_NPROC or pids.max)"
+        "fork failures: 100 bash (/usr/bin/bash) failed to fork 10 times in 900.0ms: EAGAIN, fork limit reached (RLIMIT_NPROC or pids.max)"
     );
     for _ in 0..30 {
         w.fork_failed(100, 11);

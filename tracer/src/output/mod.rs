@@ -96,6 +96,22 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// Time is `now` (CLOCK_BOOTTIME ns): lines held back for a while are due.
+    pub fn tick(&mut self, now: u64) -> io::Result<()> {
+        match self {
+            Writer::Text(w) => w.tick(now),
+            Writer::Jsonl(_) => Ok(()),
+        }
+    }
+
+    /// The end: lines still held back are written.
+    pub fn release_held(&mut self) -> io::Result<()> {
+        match self {
+            Writer::Text(w) => w.release_held(),
+            Writer::Jsonl(_) => Ok(()),
+        }
+    }
+
     pub fn records_written(&self) -> u64 {
         match self {
             Writer::Text(w) => w.records_written(),

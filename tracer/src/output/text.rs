@@ -1,23 +1,33 @@
 //! One readable line per event, for `tracer watch` in a terminal (forkstat-like):
 //!
 //! ```text
-//! 04:13:22.123456  fork         1240 bash  <- 1234 bash
-//! 04:13:22.123901  exec         1240 /usr/bin/ls  ls -la
-//! 04:13:22.125100  exit         1240 ls  code=0 lifetime=1.1ms
-//! 04:13:22.125200  reap         1240 ls  by 1234 bash after 100.0us
-//! 04:13:23.000000  lost           12 exec events (ring buffer full)
-//! 04:13:30.000000  ALERT     fork storm: 1234 bash (/usr/bin/bash) forked 2,310/s for 5.0 s (...)
+//! TIME             EVENT         PID NAME  DETAILS  [2026-11-22, local time CET (UTC+01:00)]
+//! 05:13:22.123456  fork         1240 bash  <- 1234 bash
+//! 05:13:22.123901  exec         1240 /usr/bin/ls  ppid=1234 uid=1000  ls -la  (after 3 PATH misses)
+//! 05:13:22.125100  exit         1240 ls  code=0 lifetime=1.1ms
+//! 05:13:22.125200  reap         1240 ls  by 1234 bash after 100.0us
+//! 05:13:23.000000  lost           12 exec events (ring buffer full)
+//! 05:13:30.000000  ALERT     fork storm: 1234 bash (/usr/bin/bash) forked 2,310/s for 5.00s (...)
 //! ```
 //!
-//! Times are UTC. Strings from the kernel are shown with control characters and
-//! invalid UTF-8 as `\xNN`, so nothing a process names itself can drive the
-//! terminal. For a lossless record use JSON Lines.
+//! With [`TextWriter::terminal`] the first line names the columns and gives the
+//! date and time zone, times are in that zone (local by default), and a line
+//! with the new date comes when the day (or the zone's offset) changes. A
+//! command found through a `PATH` search (execvp) fails with ENOENT in each
+//! directory before it runs: those failures are held back briefly, per process,
+//! and folded into the exec that ends them (`(after 3 PATH misses)`); failures
+//! no exec of the same name follows are printed as they were, at that process's
+//! next record, or after [`PATH_MISS_HOLD_NS`] on the tick. Files keep every one.
+//!
+//! Strings from the kernel are shown with control characters and invalid UTF-8
+//! as `\xNN`, so nothing a process names itself can drive the terminal. For a
+//! lossless record use JSON Lines.
 
 use std::io::{self, BufWriter, Write};
 
 use super::RunInfo;
 use super::escape::escape_text_into;
-use super::time::push_time_of_day_us;
+use super::time::{Zone, day_of, push_date, push_time_of_day_us, push_utc_offset};
 use crate::alert_text::message;
 use crate::event::Comm;
 use crate::names::{errno_name, signal_name};
@@ -28,6 +38,18 @@ use crate::units::{push_duration, push_u64};
 const LABEL_WIDTH: usize = 9;
 /// Width of the pid column; pids go up to 4194304 (PID_MAX_LIMIT).
 const PID_WIDTH: usize = 7;
+/// How long an ENOENT exec failure waits for the exec that may end its PATH
+/// search. The exec follows within microseconds; this only needs to outlast
+/// the ring buffer's delivery (drained every 50 ms tick).
+pub const PATH_MISS_HOLD_NS: u64 = 250_000_000;
+/// Failures held per process at most (a PATH has a dozen entries, not more).
+const HELD_PER_PROCESS: usize = 64;
+/// Processes with failures held at most; beyond, the oldest are printed.
+const HELD_PROCESSES: usize = 256;
+const ENOENT: u32 = 2;
+
+/// The column names, aligned with the lines below them.
+const HEADER: &[u8] = b"TIME             EVENT         PID NAME  DETAILS";
 
 pub struct TextWriter<W: Write> {
     out: BufWriter<W>,
@@ -35,10 +57,20 @@ pub struct TextWriter<W: Write> {
     realtime_offset_ns: i128,
     color: bool,
     written: u64,
+    zone: Zone,
+    /// Lines for a terminal: a header, dates, folded PATH misses.
+    terminal: bool,
+    /// The (local day, offset) the last date line gave; `None` before the header.
+    shown: Option<(i64, i64)>,
+    /// The zone at one second since the epoch: (second, offset, name).
+    zone_cache: Option<(i64, i64, String)>,
+    /// ENOENT exec failures held back per process (pid), oldest first.
+    held: Vec<(u32, Vec<Record>)>,
 }
 
 impl<W: Write> TextWriter<W> {
     /// `color`: mark the event column with ANSI colours (for a terminal).
+    /// Times are UTC, one line per record; see [`TextWriter::terminal`].
     pub fn new(w: W, info: RunInfo, color: bool) -> Self {
         TextWriter {
             out: BufWriter::new(w),
@@ -46,27 +78,152 @@ impl<W: Write> TextWriter<W> {
             realtime_offset_ns: info.realtime_offset_ns,
             color,
             written: 0,
+            zone: Zone::Utc,
+            terminal: false,
+            shown: None,
+            zone_cache: None,
+            held: Vec::new(),
         }
     }
 
-    /// Writes one line. Cgroups are shown only in alerts, which name the culprit's
-    /// (the path the host stage put in the record).
+    /// For people watching: times in `zone`, a header line naming the columns
+    /// with the date, a date line when the day changes, PATH misses folded.
+    pub fn terminal(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self.terminal = true;
+        self
+    }
+
+    /// Writes one record's line (or holds it back: an ENOENT exec failure, see
+    /// the module's doc). Cgroups are shown only in alerts, which name the culprit's.
     pub fn write(&mut self, rec: &Record) -> io::Result<()> {
-        self.line.clear();
+        self.written += 1;
+        let pid = rec.subject.as_ref().map(|s| s.pid);
+        if !self.terminal {
+            return self.emit(rec, None, 0);
+        }
+        if let (Some(pid), Body::ExecFailed { errno: ENOENT, .. }) = (pid, &rec.body) {
+            return self.hold(pid, rec);
+        }
+        let mut misses = 0;
+        if let Some(i) = pid.and_then(|p| self.held.iter().position(|(h, _)| *h == p)) {
+            let (_, failures) = self.held.remove(i);
+            let name = match &rec.body {
+                Body::Exec { filename, .. } => Some(basename(filename)),
+                _ => None,
+            };
+            for f in &failures {
+                match (&f.body, name) {
+                    (Body::ExecFailed { filename, .. }, Some(n)) if basename(filename) == n => {
+                        misses += 1;
+                    }
+                    _ => self.emit(f, None, 0)?,
+                }
+            }
+        }
         let cgroup = match (&rec.body, &rec.subject) {
             (Body::Alert(_), Some(s)) => s.cgroup.as_deref(),
             _ => None,
         };
+        let cgroup = cgroup.map(str::to_owned);
+        self.emit(rec, cgroup.as_deref(), misses)
+    }
+
+    fn hold(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
+        let i = match self.held.iter().position(|(h, _)| *h == pid) {
+            Some(i) => i,
+            None => {
+                if self.held.len() >= HELD_PROCESSES {
+                    let (_, oldest) = self.held.remove(0);
+                    for f in &oldest {
+                        self.emit(f, None, 0)?;
+                    }
+                }
+                self.held.push((pid, Vec::new()));
+                self.held.len() - 1
+            }
+        };
+        if self.held[i].1.len() >= HELD_PER_PROCESS {
+            let first = self.held[i].1.remove(0);
+            self.emit(&first, None, 0)?;
+        }
+        self.held[i].1.push(rec.clone());
+        Ok(())
+    }
+
+    /// Time is `now` (CLOCK_BOOTTIME ns, the records' clock): prints failures
+    /// held longer than [`PATH_MISS_HOLD_NS`], as no exec came to fold them into.
+    pub fn tick(&mut self, now: u64) -> io::Result<()> {
+        let due = |failures: &Vec<Record>| {
+            failures
+                .first()
+                .is_some_and(|f| f.ktime_ns.saturating_add(PATH_MISS_HOLD_NS) <= now)
+        };
+        while let Some(i) = self.held.iter().position(|(_, f)| due(f)) {
+            let (_, failures) = self.held.remove(i);
+            for f in &failures {
+                self.emit(f, None, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints every failure still held (the end of the run).
+    pub fn release_held(&mut self) -> io::Result<()> {
+        for (_, failures) in std::mem::take(&mut self.held) {
+            for f in &failures {
+                self.emit(f, None, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Formats and writes one line, after the header or a date line when due.
+    fn emit(&mut self, rec: &Record, cgroup: Option<&str>, misses: u32) -> io::Result<()> {
+        let wall = i128::from(rec.ktime_ns) + self.realtime_offset_ns;
+        let secs = wall.div_euclid(1_000_000_000) as i64;
+        if self.zone_cache.as_ref().is_none_or(|(s, _, _)| *s != secs) {
+            let (offset, name) = self.zone.at(secs);
+            self.zone_cache = Some((secs, offset, name));
+        }
+        let (_, offset, name) = self.zone_cache.as_ref().expect("just set");
+        let local = wall + i128::from(*offset) * 1_000_000_000;
+        self.line.clear();
+        if self.terminal {
+            let day = day_of(local);
+            if self.shown != Some((day, *offset)) {
+                if self.shown.is_none() {
+                    self.line.extend_from_slice(HEADER);
+                    self.line.extend_from_slice(b"  ");
+                }
+                self.line.push(b'[');
+                push_date(&mut self.line, day);
+                self.line.extend_from_slice(match self.zone {
+                    Zone::Utc => b", ".as_slice(),
+                    _ => b", local time ",
+                });
+                if !matches!(self.zone, Zone::Utc) && !name.is_empty() {
+                    escape_text_into(&mut self.line, name.as_bytes());
+                    self.line.extend_from_slice(b" (");
+                    push_utc_offset(&mut self.line, *offset);
+                    self.line.push(b')');
+                } else {
+                    push_utc_offset(&mut self.line, *offset);
+                }
+                self.line.extend_from_slice(b"]\n");
+                self.shown = Some((day, *offset));
+            }
+        }
         format_line(
             &mut self.line,
             rec,
             cgroup,
-            self.realtime_offset_ns,
+            local - i128::from(rec.ktime_ns),
             self.color,
+            self.terminal,
+            misses,
         );
-        self.out.write_all(&self.line)?;
-        self.written += 1;
-        Ok(())
+        self.out.write_all(&self.line)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -77,12 +234,18 @@ impl<W: Write> TextWriter<W> {
         self.written
     }
 
-    /// Flushes and gives the sink back.
-    pub fn into_inner(self) -> io::Result<W> {
+    /// Prints what is held, flushes and gives the sink back.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.release_held()?;
         self.out
             .into_inner()
             .map_err(io::IntoInnerError::into_error)
     }
+}
+
+/// The last component of a path: what execvp was searching for.
+fn basename(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
 fn label_and_color(rec: &Record) -> (&'static str, &'static str) {
@@ -145,13 +308,16 @@ fn push_argv(out: &mut Vec<u8>, argv: &[Vec<u8>]) {
     }
 }
 
-/// `cgroup`: the subject's cgroup path, for alerts.
+/// `cgroup`: the subject's cgroup path, for alerts. `details`: ppid and uid on
+/// exec lines. `misses`: PATH misses folded into an exec line.
 fn format_line(
     out: &mut Vec<u8>,
     rec: &Record,
     cgroup: Option<&str>,
     realtime_offset_ns: i128,
     color: bool,
+    details: bool,
+    misses: u32,
 ) {
     push_time_of_day_us(out, i128::from(rec.ktime_ns) + realtime_offset_ns);
     out.extend_from_slice(b"  ");
@@ -234,6 +400,17 @@ fn format_line(
             out.push(b' ');
             escape_text_into(out, filename);
             out.extend_from_slice(b"  ");
+            if let (true, Some(s)) = (details, s) {
+                // Before argv, which can run off the screen.
+                out.extend_from_slice(b"ppid=");
+                push_u64(out, u64::from(s.ppid));
+                out.extend_from_slice(b" uid=");
+                match s.uid {
+                    Some(uid) => push_u64(out, u64::from(uid)),
+                    None => out.push(b'?'),
+                }
+                out.extend_from_slice(b"  ");
+            }
             push_argv(out, argv);
             if *argv_truncated {
                 out.extend_from_slice(b" ...");
@@ -242,6 +419,15 @@ fn format_line(
                 out.extend_from_slice(b"  (exec by thread ");
                 push_u64(out, u64::from(*t));
                 out.push(b')');
+            }
+            if misses > 0 {
+                out.extend_from_slice(b"  (after ");
+                push_u64(out, u64::from(misses));
+                out.extend_from_slice(if misses == 1 {
+                    b" PATH miss)"
+                } else {
+                    b" PATH misses)"
+                });
             }
         }
         Body::ForkFailed { errno } => {
@@ -685,5 +871,249 @@ mod tests {
             line_with(&rec, true),
             format!("{T}  \x1b[32mfork\x1b[0m         1240 bash  <- 1234 bash\n")
         );
+    }
+
+    fn rec_at(ktime_ns: u64, pid: u32, body: Body) -> Record {
+        Record {
+            ktime_ns,
+            subject: Some(subject(pid, b"sh")),
+            body,
+            uncertain: false,
+        }
+    }
+
+    fn miss(dir: &str, name: &str) -> Body {
+        Body::ExecFailed {
+            filename: format!("{dir}/{name}").into_bytes(),
+            errno: 2,
+        }
+    }
+
+    fn exec(path: &str) -> Body {
+        Body::Exec {
+            filename: path.as_bytes().to_vec(),
+            argv: vec![b"x".to_vec()],
+            argv_truncated: false,
+            old_tid: None,
+            argv_redacted: false,
+        }
+    }
+
+    fn terminal(zone: Zone) -> TextWriter<Vec<u8>> {
+        TextWriter::new(Vec::new(), info(), false).terminal(zone)
+    }
+
+    fn write_all(w: &mut TextWriter<Vec<u8>>, recs: &[Record]) {
+        for r in recs {
+            w.write(r).unwrap();
+        }
+    }
+
+    fn text_of(w: TextWriter<Vec<u8>>) -> String {
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
+
+    /// The header names the columns (each word starts where its column does),
+    /// with the date and zone; times are in that zone; exec lines carry ppid and uid.
+    #[test]
+    fn terminal_header_local_time_and_exec_details() {
+        let mut w = terminal(Zone::Fixed(3600, "CET".into()));
+        let mut s = subject(1240, b"ls");
+        s.uid = Some(1000);
+        let body = Body::Exec {
+            filename: b"/usr/bin/ls".to_vec(),
+            argv: vec![b"ls".to_vec(), b"-la".to_vec()],
+            argv_truncated: false,
+            old_tid: None,
+            argv_redacted: false,
+        };
+        let rec = Record {
+            ktime_ns: KTIME,
+            subject: Some(s),
+            body,
+            uncertain: false,
+        };
+        write_all(&mut w, std::slice::from_ref(&rec));
+        let text = text_of(w);
+        assert_eq!(
+            text,
+            "TIME             EVENT         PID NAME  DETAILS  [2026-11-22, local time CET (UTC+01:00)]\n\
+             05:13:22.123456  exec         1240 /usr/bin/ls  ppid=1234 uid=1000  ls -la\n"
+        );
+        let (header, line) = text.split_once('\n').unwrap();
+        for (word, column) in [("EVENT", "exec"), ("NAME", "/usr/bin/ls")] {
+            assert_eq!(header.find(word), line.find(column), "{word}");
+        }
+        // PID is right-aligned like the pids.
+        assert_eq!(
+            header.find("PID").unwrap() + 3,
+            line.find("1240").unwrap() + 4
+        );
+    }
+
+    /// A new date line when the run crosses midnight in the zone shown; UTC says so.
+    #[test]
+    fn date_line_when_the_day_changes() {
+        // 04:13:22 UTC is 23:13:22 the day before at UTC-05:00; an hour later is the next day.
+        let mut w = terminal(Zone::Fixed(-5 * 3600, "EST".into()));
+        let hour = 3_600_000_000_000;
+        let fork = || Body::Fork {
+            parent_proc_id: None,
+            thread: false,
+            clone_flags: None,
+        };
+        write_all(
+            &mut w,
+            &[
+                rec_at(KTIME, 7, fork()),
+                rec_at(KTIME + hour, 8, fork()),
+                rec_at(KTIME + hour + 1000, 9, fork()),
+            ],
+        );
+        let lines: Vec<String> = text_of(w).lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(
+            lines[0].ends_with("[2026-11-21, local time EST (UTC-05:00)]"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].starts_with("23:13:22.123456  fork            7 "));
+        assert_eq!(lines[2], "[2026-11-22, local time EST (UTC-05:00)]");
+        assert!(lines[3].starts_with("00:13:22.123456  fork            8 "));
+        assert!(lines[4].starts_with("00:13:22.123457  fork            9 "));
+        let mut w = terminal(Zone::Utc);
+        write_all(&mut w, &[rec_at(KTIME, 7, fork())]);
+        assert!(text_of(w).starts_with(&format!(
+            "{}  [2026-11-22, UTC]\n{T}  fork",
+            std::str::from_utf8(HEADER).unwrap()
+        )));
+    }
+
+    /// execvp's ENOENTs end in an exec of the same name: one line says how many.
+    #[test]
+    fn path_misses_fold_into_the_exec() {
+        let mut w = terminal(Zone::Utc);
+        let mut recs: Vec<Record> = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| rec_at(KTIME + i as u64, 50, miss(d, "ls")))
+            .collect();
+        // Another process's line comes between; it is not held up.
+        recs.push(rec_at(KTIME + 5, 60, exec("/bin/true")));
+        recs.push(rec_at(KTIME + 10, 50, exec("/usr/bin/ls")));
+        write_all(&mut w, &recs);
+        assert_eq!(w.records_written(), 5);
+        let text = text_of(w);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("    60 /bin/true  ppid=1234 uid=0  x"),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("    50 /usr/bin/ls  ppid=1234 uid=0  x  (after 3 PATH misses)"),
+            "{text}"
+        );
+        // One miss is singular.
+        let mut w = terminal(Zone::Utc);
+        write_all(
+            &mut w,
+            &[
+                rec_at(KTIME, 50, miss("/sbin", "ls")),
+                rec_at(KTIME + 1, 50, exec("/bin/ls")),
+            ],
+        );
+        assert!(text_of(w).ends_with("x  (after 1 PATH miss)\n"));
+    }
+
+    /// Failures no matching exec answers are shown as before: before the
+    /// process's next line, on the tick after the hold time, or at the end.
+    #[test]
+    fn unanswered_failures_are_shown() {
+        // Next record of the process: an exec of another name, then its exit.
+        let mut w = terminal(Zone::Utc);
+        write_all(
+            &mut w,
+            &[
+                rec_at(KTIME, 50, miss("/usr/bin", "nope")),
+                rec_at(KTIME + 1, 50, miss("/usr/sbin", "ls")),
+                rec_at(KTIME + 2, 50, exec("/usr/bin/ls")),
+            ],
+        );
+        let text = text_of(w);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with("    50 sh  /usr/bin/nope: ENOENT"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("(after 1 PATH miss)"), "{text}");
+
+        let exit = Body::Exit {
+            exit_code: Some(127),
+            signal: None,
+            core_dumped: false,
+            lifetime_ns: None,
+            thread: false,
+        };
+        let mut w = terminal(Zone::Utc);
+        write_all(
+            &mut w,
+            &[
+                rec_at(KTIME, 50, miss("/bin", "nope")),
+                rec_at(KTIME + 9, 50, exit),
+            ],
+        );
+        let text = text_of(w);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert!(
+            lines[0].ends_with("/bin/nope: ENOENT") && lines[1].contains("exit"),
+            "{text}"
+        );
+
+        // The tick: held until the hold time has passed, then printed.
+        let mut w = terminal(Zone::Utc);
+        write_all(&mut w, &[rec_at(KTIME, 50, miss("/bin", "nope"))]);
+        w.tick(KTIME + PATH_MISS_HOLD_NS - 1).unwrap();
+        w.flush().unwrap();
+        assert!(w.out.get_ref().is_empty());
+        w.tick(KTIME + PATH_MISS_HOLD_NS).unwrap();
+        w.flush().unwrap();
+        let text = String::from_utf8(w.out.get_ref().clone()).unwrap();
+        assert!(text.ends_with("/bin/nope: ENOENT\n"), "{text}");
+
+        // The end of the run prints what is held.
+        let mut w = terminal(Zone::Utc);
+        write_all(&mut w, &[rec_at(KTIME, 50, miss("/bin", "nope"))]);
+        assert!(text_of(w).ends_with("/bin/nope: ENOENT\n"));
+
+        // Other errors are not PATH misses: printed at once.
+        let mut w = terminal(Zone::Utc);
+        let eacces = Body::ExecFailed {
+            filename: b"/tmp/x".to_vec(),
+            errno: 13,
+        };
+        write_all(&mut w, &[rec_at(KTIME, 50, eacces)]);
+        w.flush().unwrap();
+        assert!(String::from_utf8_lossy(w.out.get_ref()).ends_with("/tmp/x: EACCES\n"));
+    }
+
+    /// Held failures are bounded: per process and in processes.
+    #[test]
+    fn held_failures_are_bounded() {
+        let mut w = terminal(Zone::Utc);
+        let many: Vec<Record> = (0..HELD_PER_PROCESS as u64 + 3)
+            .map(|i| rec_at(KTIME + i, 50, miss(&format!("/d{i}"), "ls")))
+            .collect();
+        write_all(&mut w, &many);
+        assert_eq!(w.held[0].1.len(), HELD_PER_PROCESS);
+        let procs: Vec<Record> = (0..HELD_PROCESSES as u32 + 2)
+            .map(|p| rec_at(KTIME, 1000 + p, miss("/bin", "x")))
+            .collect();
+        write_all(&mut w, &procs);
+        assert_eq!(w.held.len(), HELD_PROCESSES);
+        let text = text_of(w);
+        // Nothing is lost: every failure is printed by the end.
+        assert_eq!(text.matches(": ENOENT").count(), many.len() + procs.len());
     }
 }

@@ -1,6 +1,8 @@
-//! Wall-clock formatting without a date library: UTC only, so the calendar is the
-//! whole problem, and Howard Hinnant's `civil_from_days` solves it exactly for
-//! the proleptic Gregorian calendar.
+//! Wall-clock formatting without a date library: files are UTC, so the calendar
+//! is the whole problem, and Howard Hinnant's `civil_from_days` solves it exactly
+//! for the proleptic Gregorian calendar. The terminal shows local time: the C
+//! library's `localtime_r` gives the zone's offset and name (TZ honoured), and
+//! the same calendar does the rest.
 
 const NS_PER_SEC: i128 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
@@ -103,6 +105,90 @@ fn push_hms(out: &mut Vec<u8>, sod: u32) {
     push_num(out, sod / 60 % 60, 2);
     out.push(b':');
     push_num(out, sod % 60, 2);
+}
+
+/// Which clock the terminal's times are in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Zone {
+    Utc,
+    /// The local time zone (TZ, else /etc/localtime), as the C library has it.
+    Local,
+    /// A fixed offset east of UTC in seconds and its name, for tests.
+    Fixed(i64, String),
+}
+
+unsafe extern "C" {
+    /// POSIX tzset(3): (re)reads TZ. The libc crate does not bind it.
+    fn tzset();
+}
+
+impl Zone {
+    /// The local zone, with TZ read now (localtime_r(3) need not read it itself).
+    pub fn local() -> Zone {
+        // SAFETY: tzset has no preconditions; it sets the C library's zone globals.
+        unsafe { tzset() };
+        Zone::Local
+    }
+
+    /// The offset east of UTC (seconds) and the zone's abbreviation in force at
+    /// `secs` since the epoch: `(3600, "CET")`.
+    pub fn at(&self, secs: i64) -> (i64, String) {
+        match self {
+            Zone::Utc => (0, "UTC".into()),
+            Zone::Fixed(offset, name) => (*offset, name.clone()),
+            Zone::Local => {
+                // SAFETY: an all-zero tm is a valid value (tm_zone null).
+                let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+                let t = secs as libc::time_t;
+                // SAFETY: valid pointers to a time_t and a tm for the call.
+                if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+                    return (0, "UTC".into());
+                }
+                let name = if tm.tm_zone.is_null() {
+                    String::new()
+                } else {
+                    // SAFETY: glibc's tm_zone points to a NUL-terminated static string.
+                    unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                #[expect(
+                    clippy::useless_conversion,
+                    reason = "c_long is i64 here and i32 on 32-bit targets"
+                )]
+                let offset = i64::from(tm.tm_gmtoff);
+                (offset, name)
+            }
+        }
+    }
+}
+
+/// `2026-12-02` for the day `days` after 1970-01-01.
+pub fn push_date(out: &mut Vec<u8>, days: i64) {
+    let (year, month, day) = civil_from_days(days);
+    out.extend_from_slice(year.to_string().as_bytes());
+    out.push(b'-');
+    push_num(out, month, 2);
+    out.push(b'-');
+    push_num(out, day, 2);
+}
+
+/// `UTC+01:00`, `UTC-03:30`, `UTC` for an offset east of UTC in seconds.
+pub fn push_utc_offset(out: &mut Vec<u8>, offset_s: i64) {
+    out.extend_from_slice(b"UTC");
+    if offset_s == 0 {
+        return;
+    }
+    out.push(if offset_s < 0 { b'-' } else { b'+' });
+    let m = offset_s.unsigned_abs() / 60;
+    push_num(out, (m / 60) as u32, 2);
+    out.push(b':');
+    push_num(out, (m % 60) as u32, 2);
+}
+
+/// The day (since the epoch) of a wall-clock time.
+pub fn day_of(wall_ns: i128) -> i64 {
+    split(wall_ns).0
 }
 
 /// Time of day in UTC with microseconds, for the terminal: `04:13:22.123456`.
@@ -217,6 +303,30 @@ mod tests {
         let mut v = Vec::new();
         push_time_of_day_us(&mut v, 951_782_400 * S + 3600 * 13 * S + 62 * S + 1_234_567);
         assert_eq!(String::from_utf8(v).unwrap(), "13:01:02.001234");
+    }
+
+    #[test]
+    fn zones_dates_and_offsets() {
+        let zone = Zone::Fixed(-3 * 3600 - 1800, "NST".into());
+        assert_eq!(zone.at(0), (-12_600, "NST".to_string()));
+        assert_eq!(Zone::Utc.at(123), (0, "UTC".to_string()));
+        let mut v = Vec::new();
+        push_date(&mut v, day_of(951_782_400 * S));
+        v.push(b' ');
+        push_utc_offset(&mut v, 3600);
+        v.push(b' ');
+        push_utc_offset(&mut v, -12_600);
+        v.push(b' ');
+        push_utc_offset(&mut v, 0);
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "2000-02-29 UTC+01:00 UTC-03:30 UTC"
+        );
+        // The day of an instant just before the epoch is the last of 1969.
+        assert_eq!(day_of(-1), -1);
+        // Local time is the C library's: whatever the zone, its offset is within a day.
+        let (offset, _) = Zone::local().at(1_795_320_802);
+        assert!(offset.abs() < 86_400, "{offset}");
     }
 
     #[test]

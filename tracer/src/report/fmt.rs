@@ -1,21 +1,7 @@
 //! Small formatting helpers shared by the text report and the tree.
 
 use crate::output::escape::escape_text_into;
-pub use crate::units::{duration, thousands};
-
-/// A rate per second: `2,310/s`, `12.5/s`, `0.25/s`.
-pub fn rate(per_sec: f64) -> String {
-    if !per_sec.is_finite() || per_sec < 0.0 {
-        return "?/s".into();
-    }
-    if per_sec >= 100.0 {
-        format!("{}/s", thousands(per_sec.round() as u64))
-    } else if per_sec >= 10.0 {
-        format!("{per_sec:.1}/s")
-    } else {
-        format!("{per_sec:.2}/s")
-    }
-}
+pub use crate::units::{duration, plural, rate, thousands};
 
 /// `512 B`, `1.5 KiB`, `312.0 MiB`, `1.2 GiB`.
 pub fn bytes_size(n: u64) -> String {
@@ -79,11 +65,6 @@ pub fn fit_left(s: &str, max: usize) -> String {
     out
 }
 
-/// `1 child` / `2 children`.
-pub fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{} {}", thousands(n), if n == 1 { one } else { many })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,15 +75,9 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(4812), "4,812");
         assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(rate(2310.4), "2,310/s");
-        assert_eq!(rate(12.54), "12.5/s");
-        assert_eq!(rate(0.25), "0.25/s");
-        assert_eq!(rate(f64::NAN), "?/s");
         assert_eq!(bytes_size(512), "512 B");
         assert_eq!(bytes_size(1536), "1.5 KiB");
         assert_eq!(bytes_size(3 << 30), "3.0 GiB");
-        assert_eq!(plural(1, "child", "children"), "1 child");
-        assert_eq!(plural(1200, "child", "children"), "1,200 children");
     }
 
     #[test]

@@ -119,11 +119,12 @@ impl Progress {
         if !self.shown {
             return;
         }
-        let secs = self.started.elapsed().as_secs_f64();
+        let ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let line = format!(
-            "read {} lines ({}) in {secs:.1} s",
-            thousands(self.lines),
-            bytes_size(self.bytes)
+            "read {} ({}) in {}",
+            crate::units::plural(self.lines, "line", "lines"),
+            bytes_size(self.bytes),
+            crate::units::duration(ns)
         );
         let _ = match self.mode {
             Mode::Terminal => writeln!(self.out, "\r\x1b[Ktracer report: {line}"),

@@ -10,7 +10,7 @@ use regex::Regex;
 pub use super::filter::EventType;
 use crate::{
     filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
-    parse::{parse_duration, parse_mode, parse_ring_size, parse_size},
+    parse::{parse_at_least_one, parse_duration, parse_mode, parse_ring_size, parse_size},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,13 +52,16 @@ pub struct Args {
     /// Also record thread creation and thread exit.
     #[arg(long)]
     pub threads: bool,
-    /// Stop after this long (e.g. 30s, 5m, 1h, 500ms).
+    /// Stop after this long (e.g. 30s, 1h30m, 500ms; a plain number is seconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Size of the kernel ring buffer (power of two, e.g. 4M, 16M, 64M). Larger rides out bigger
     /// bursts; it is mapped twice into tracer, so it counts double in tracer's RSS.
     #[arg(long, value_name = "SIZE", value_parser = parse_ring_size, default_value = "8M")]
     pub ring_size: u32,
+    /// Show times on the terminal in UTC (default: local time, TZ honoured). Files are always UTC.
+    #[arg(long)]
+    pub utc: bool,
     /// When to colour the text lines.
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
@@ -149,7 +152,7 @@ pub struct AlertArgs {
     #[arg(long)]
     pub no_alerts: bool,
     /// Fork storm: a parent (or the processes of one cgroup) creating more than N processes per second...
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = parse_at_least_one)]
     pub storm_rate: u64,
     /// ...for this long.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]

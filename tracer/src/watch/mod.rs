@@ -32,6 +32,7 @@ use crate::{
     output::{
         JsonlWriter, RunInfo, TextWriter, Writer,
         file::{FileOptions, OutputFile, Rotation},
+        time::Zone,
     },
     procfs,
     record::{ProcId, Record},
@@ -172,7 +173,8 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
                 ColorWhen::Never => false,
                 ColorWhen::Auto => io::stdout().is_terminal(),
             };
-            Writer::Text(TextWriter::new(out, info.clone(), color))
+            let zone = if args.utc { Zone::Utc } else { Zone::local() };
+            Writer::Text(TextWriter::new(out, info.clone(), color).terminal(zone))
         };
         writers.push(("stdout".to_string(), w));
     }
@@ -310,8 +312,8 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         .context("reading /proc")?;
     if let Some(first) = snap.errors.first() {
         eprintln!(
-            "tracer: {} processes in /proc could not be read at start-up (first: {first}); they join the tree at their next event",
-            snap.errors.len()
+            "tracer: {} in /proc could not be read at start-up (first: {first}); they join the tree at their next event",
+            crate::units::plural(snap.errors.len() as u64, "process", "processes")
         );
     }
     model.seed(snap.procs, boottime_ns(), &mut records);
@@ -549,9 +551,19 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         o.runner.finish()
     });
 
-    let top_forkers = counters
-        .forkers()
-        .into_iter()
+    let forkers = counters.forkers();
+    // One name per pid in every summary line: the kernel's, at its last fork.
+    let names: std::collections::HashMap<u32, String> = forkers
+        .iter()
+        .map(|f| {
+            (
+                f.key.pid,
+                String::from_utf8_lossy(f.comm.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let top_forkers = forkers
+        .iter()
         // Following a tree: only its members count.
         .filter(|f| {
             sinks
@@ -560,24 +572,16 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                 .is_none_or(|set| set.contains(&ProcId::from_start_ns(f.key.pid, f.key.start_ns)))
         })
         .take(TOP_FORKERS)
-        .map(|f| {
-            (
-                format!(
-                    "{} {}",
-                    f.key.pid,
-                    String::from_utf8_lossy(f.comm.as_bytes())
-                ),
-                f.count,
-            )
-        })
+        .map(|f| (format!("{} {}", f.key.pid, names[&f.key.pid]), f.count))
         .collect();
-    let peak_rates = sinks.peak_rates(3);
+    let peak_rates = sinks.peak_rates(3, &names);
     let text = Summary {
         elapsed: started.elapsed(),
         records: &sinks.counts,
         filtered: sinks.filter.as_ref().map_or(0, |f| f.filtered),
         lost: lost_reader.seen,
         seen: counters.seen_totals().ok(),
+        following: sinks.fork_parents.is_some(),
         decode_errors,
         failed: &sinks.failed,
         top_forkers,

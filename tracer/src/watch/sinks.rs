@@ -1,7 +1,7 @@
 //! Where records go: stdout and/or the output file, with counts for the summary.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     io::{self, Write},
 };
 
@@ -125,6 +125,18 @@ impl Sinks {
         }
         for mut alert in raised {
             self.write_one(&mut alert);
+        }
+        for (name, w) in &mut self.writers {
+            if let Err(e) = w.tick(now) {
+                note_failure(
+                    &mut self.failed,
+                    &mut self.failing,
+                    name,
+                    "writing to",
+                    &e,
+                    1,
+                );
+            }
         }
     }
 
@@ -347,15 +359,28 @@ impl Sinks {
 
     /// The highest fork rates the alert engine saw, per parent, executable and
     /// cgroup (named as its unit or container), for the summary; `None` with
-    /// `--no-alerts` or no forks.
-    pub fn peak_rates(&mut self, per_dimension: usize) -> Option<String> {
+    /// `--no-alerts` or no forks. A parent the records never named (the tracer
+    /// itself, forking COMMAND) takes its name from `names` (the kernel's fork
+    /// counters, which the top-forkers line uses), so both lines agree.
+    pub fn peak_rates(
+        &mut self,
+        per_dimension: usize,
+        names: &HashMap<u32, String>,
+    ) -> Option<String> {
+        use crate::units::thousands;
         let peaks = self.alerts.as_ref()?.peak_rates();
         let mut dims = Vec::new();
         let parents: Vec<String> = (peaks.parents.iter().take(per_dimension))
-            .map(|(p, r)| match p.comm.as_bytes() {
+            .map(|(p, r)| match (p.comm.as_bytes(), names.get(&p.pid)) {
                 // A parent outside what is traced (the tracer, for a COMMAND).
-                b"" => format!("{} ? {r}/s", p.pid),
-                comm => format!("{} {} {r}/s", p.pid, String::from_utf8_lossy(comm)),
+                (b"", Some(name)) => format!("{} {name} {}/s", p.pid, thousands(*r)),
+                (b"", None) => format!("{} (not traced) {}/s", p.pid, thousands(*r)),
+                (comm, _) => format!(
+                    "{} {} {}/s",
+                    p.pid,
+                    String::from_utf8_lossy(comm),
+                    thousands(*r)
+                ),
             })
             .collect();
         let image_rates = |list: &[(Option<Vec<u8>>, u64)]| -> Vec<String> {
@@ -364,7 +389,7 @@ impl Sinks {
                     let name = f
                         .as_deref()
                         .map_or("(unknown image)".into(), String::from_utf8_lossy);
-                    format!("{name} {r}/s")
+                    format!("{name} {}/s", thousands(*r))
                 })
                 .collect()
         };
@@ -378,7 +403,7 @@ impl Sinks {
                     .cgroups
                     .path(*id)
                     .map_or_else(|| format!("cgroup {id}"), crate::alert_text::cgroup_label);
-                format!("{name} {r}/s")
+                format!("{name} {}/s", thousands(*r))
             })
             .collect();
         for (what, list) in [
@@ -422,6 +447,18 @@ impl Sinks {
     /// The end: flushes everything and closes the output file (waiting for
     /// compression of rotated files); what could not be written is counted.
     pub fn finish(&mut self) {
+        for (name, w) in &mut self.writers {
+            if let Err(e) = w.release_held() {
+                note_failure(
+                    &mut self.failed,
+                    &mut self.failing,
+                    name,
+                    "writing to",
+                    &e,
+                    1,
+                );
+            }
+        }
         self.flush();
         if let Some(f) = self.file.as_mut() {
             let result = f.w.get_mut().close();

@@ -4,8 +4,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use tracer_common::kind;
 
-use crate::loader::KindTotals;
-use crate::units::thousands;
+use crate::{
+    loader::KindTotals,
+    units::{duration, plural, thousands},
+};
 
 /// What the run did, gathered at the end.
 pub struct Summary<'a> {
@@ -18,6 +20,9 @@ pub struct Summary<'a> {
     pub lost: KindTotals,
     /// Events that happened in the kernel, per kind (delivered or not), if readable.
     pub seen: Option<KindTotals>,
+    /// The run followed processes (`-p`, `-- COMMAND`): the records cover those
+    /// only, while `seen` counts the whole machine.
+    pub following: bool,
     pub decode_errors: u64,
     /// Records a writer could not take, per writer.
     pub failed: &'a BTreeMap<String, u64>,
@@ -58,9 +63,11 @@ impl Summary<'_> {
     /// The summary as lines, each starting with `tracer: `.
     pub fn render(&self) -> String {
         let total: u64 = self.records.values().sum();
+        let elapsed = u64::try_from(self.elapsed.as_nanos()).unwrap_or(u64::MAX);
         let mut line = format!(
-            "tracer: {:.1} s, {total} records",
-            self.elapsed.as_secs_f64()
+            "tracer: {}, {}",
+            duration(elapsed),
+            plural(total, "record", "records")
         );
         if !self.records.is_empty() {
             line += &format!(
@@ -72,7 +79,7 @@ impl Summary<'_> {
             line += &format!(", {} filtered out", self.filtered);
         }
         let lost_total: u64 = self.lost.iter().sum();
-        line += &format!(", {lost_total} events lost");
+        line += &format!(", {} lost", plural(lost_total, "event", "events"));
         if lost_total > 0 {
             line += &format!(
                 " ({}; a larger --ring-size rides out bigger bursts)",
@@ -80,17 +87,30 @@ impl Summary<'_> {
             );
         }
         if self.decode_errors > 0 {
-            line += &format!(", {} malformed records skipped", self.decode_errors);
+            line += &format!(
+                ", {} skipped",
+                plural(self.decode_errors, "malformed record", "malformed records")
+            );
         }
         for (name, n) in self.failed {
-            line += &format!(", {n} records not written to {name}");
+            line += &format!(
+                ", {} not written to {name}",
+                plural(*n, "record", "records")
+            );
         }
         let mut out = line + "\n";
         if let Some(seen) = &self.seen
             && seen.iter().any(|&n| n > 0)
         {
+            // Counted in the kernel for every process, followed or not: said so,
+            // lest `fork 2287` beside 3 records read as 2284 lost.
+            let whom = if self.following {
+                "all processes on this machine, not only those followed"
+            } else {
+                "all processes"
+            };
             out += &format!(
-                "tracer: the kernel saw (all processes, none lost from these counts): {}\n",
+                "tracer: the kernel saw ({whom}; none lost from these counts): {}\n",
                 per_kind(seen)
             );
         }
@@ -142,6 +162,7 @@ mod tests {
             filtered: 0,
             lost: [0; kind::COUNT as usize],
             seen: None,
+            following: false,
             decode_errors: 0,
             failed: &failed,
             top_forkers: vec![],
@@ -151,7 +172,38 @@ mod tests {
         };
         assert_eq!(
             s.render(),
-            "tracer: 1.5 s, 4 records (exec 2, fork 2), 0 events lost\n"
+            "tracer: 1.50s, 4 records (exec 2, fork 2), 0 events lost\n"
+        );
+    }
+
+    #[test]
+    fn one_of_each_is_singular_and_followed_runs_say_what_the_kernel_counts_cover() {
+        let records = BTreeMap::from([("fork", 1)]);
+        let failed = BTreeMap::from([("out.jsonl".to_string(), 1)]);
+        let mut lost = [0; kind::COUNT as usize];
+        lost[kind::EXEC as usize] = 1;
+        let mut seen = [0; kind::COUNT as usize];
+        seen[kind::FORK as usize] = 2287;
+        let s = Summary {
+            elapsed: Duration::from_millis(10),
+            records: &records,
+            lost,
+            seen: Some(seen),
+            following: true,
+            decode_errors: 1,
+            failed: &failed,
+            top_forkers: vec![],
+            peak_rates: None,
+            filtered: 0,
+            on_alert: None,
+            reaps: ReapCounts::default(),
+        };
+        assert_eq!(
+            s.render(),
+            "tracer: 10.0ms, 1 record (fork 1), 1 event lost (exec 1; a larger --ring-size rides out \
+             bigger bursts), 1 malformed record skipped, 1 record not written to out.jsonl\n\
+             tracer: the kernel saw (all processes on this machine, not only those followed; \
+             none lost from these counts): fork 2287\n"
         );
     }
 
@@ -170,6 +222,7 @@ mod tests {
             filtered: 9,
             lost,
             seen: Some(seen),
+            following: false,
             decode_errors: 1,
             failed: &failed,
             top_forkers: vec![("42 make".into(), 90), ("7 sh".into(), 10)],
@@ -187,9 +240,9 @@ mod tests {
         };
         assert_eq!(
             s.render(),
-            "tracer: 2.0 s, 1 records (lost 1), 9 filtered out, 15 events lost (exec 12, exit 3; a larger --ring-size rides out \
-             bigger bursts), 1 malformed records skipped, 7 records not written to out.jsonl\n\
-             tracer: the kernel saw (all processes, none lost from these counts): fork 100\n\
+            "tracer: 2.00s, 1 record (lost 1), 9 filtered out, 15 events lost (exec 12, exit 3; a larger --ring-size rides out \
+             bigger bursts), 1 malformed record skipped, 7 records not written to out.jsonl\n\
+             tracer: the kernel saw (all processes; none lost from these counts): fork 100\n\
              tracer: top forkers: 42 make (90), 7 sh (10)\n\
              tracer: peak fork rates: by parent 42 make 80/s\n\
              tracer: --on-alert ran 3 times, 1 failed; 1 alert dropped\n\
