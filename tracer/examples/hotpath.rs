@@ -2,7 +2,8 @@
 //! redaction, alerts, JSON Lines) and prints the CPU time per operation, so the
 //! userspace cost can be measured without the kernel or a noisy machine.
 //!
-//! `cargo run --release -p tracer --example hotpath [OPS]`
+//! `cargo run --release -p tracer --example hotpath [OPS [MODE...]]`
+//! (environment: HOTPATH_STEP_NS, HOTPATH_OUT, HOTPATH_FILE, HOTPATH_NOCOPY; see below).
 
 use std::{mem::size_of, time::Duration};
 
@@ -11,7 +12,10 @@ use tracer::{
     cgroup::CgroupResolver,
     decode,
     model::{Model, ModelConfig},
-    output::{JsonlWriter, RunInfo},
+    output::{
+        JsonlWriter, RunInfo,
+        file::{FileOptions, OutputFile},
+    },
     record::{Body, Record},
     redact::Redactor,
 };
@@ -205,11 +209,28 @@ fn run_pipeline(evs: &[Vec<u8>], threads: bool) -> (u64, usize) {
         realtime_offset_ns: 1_700_000_000_000_000_000,
     };
     // HOTPATH_OUT=FILE keeps the output, to compare two builds byte for byte.
-    let sink: Box<dyn std::io::Write> = match std::env::var_os("HOTPATH_OUT") {
-        Some(path) => Box::new(std::fs::File::create(path).expect("HOTPATH_OUT is writable")),
-        None => Box::new(std::io::sink()),
+    // HOTPATH_FILE=FILE writes it as `watch -o FILE` does (through OutputFile, each
+    // line copied into its buffer); HOTPATH_NOCOPY=1 hands each line to io::sink()
+    // with no buffer in between: the two bound what handing lines on without a
+    // copy (`bytes`) could save (docs/bench.md).
+    let mut w = if let Some(path) = std::env::var_os("HOTPATH_FILE") {
+        let file = OutputFile::create(FileOptions {
+            path: path.into(),
+            mode: 0o600,
+            rotation: None,
+            append: false,
+        })
+        .expect("HOTPATH_FILE is writable");
+        JsonlWriter::unbuffered(Box::new(file) as Box<dyn std::io::Write>, info)
+    } else if std::env::var_os("HOTPATH_NOCOPY").is_some() {
+        JsonlWriter::unbuffered(Box::new(std::io::sink()) as Box<dyn std::io::Write>, info)
+    } else {
+        let sink: Box<dyn std::io::Write> = match std::env::var_os("HOTPATH_OUT") {
+            Some(path) => Box::new(std::fs::File::create(path).expect("HOTPATH_OUT is writable")),
+            None => Box::new(std::io::sink()),
+        };
+        JsonlWriter::new(sink, info)
     };
-    let mut w = JsonlWriter::new(sink, info);
     let mut recs: Vec<Record> = Vec::with_capacity(256);
     let mut raised = Vec::new();
     let mut n = 0u64;
