@@ -57,6 +57,17 @@ pub fn parse_at_least_one(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Parses a count from 1 to 100,000 (`--crash-count`, `--fork-fail-count`, `report --top`).
+pub fn parse_count(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n @ 1..=100_000) => Ok(n),
+        Ok(_) => Err("must be from 1 to 100,000".into()),
+        Err(_) => Err(format!(
+            "{s:?} is not a whole number: give one from 1 to 100,000, e.g. 5"
+        )),
+    }
+}
+
 /// Parses `16M`, `4096K`, `1G` or bytes; must be a power of two of at least 4 KiB
 /// (kernel/bpf/ringbuf.c ringbuf_map_alloc requires a page-aligned power of two).
 pub fn parse_ring_size(s: &str) -> Result<u32, String> {
@@ -158,6 +169,14 @@ mod tests {
         assert_eq!(parse_at_least_one("1"), Ok(1));
         assert_eq!(parse_at_least_one("0").unwrap_err(), "must be at least 1");
         assert!(parse_at_least_one("-5").unwrap_err().contains("at least 1"));
+        assert_eq!(parse_count("5"), Ok(5));
+        assert_eq!(parse_count("100000"), Ok(100_000));
+        assert_eq!(parse_count("0").unwrap_err(), "must be from 1 to 100,000");
+        assert_eq!(
+            parse_count("100001").unwrap_err(),
+            "must be from 1 to 100,000"
+        );
+        assert!(parse_count("x").unwrap_err().contains("not a whole number"));
         assert!(
             parse_at_least_one("fast")
                 .unwrap_err()

@@ -10,7 +10,7 @@ use regex::Regex;
 use super::window::{When, parse_when};
 use crate::{
     filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
-    parse::parse_mode,
+    parse::{parse_count, parse_mode},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH", value_parser = parse_cgroup_prefix)]
     pub cgroup: Option<String>,
     /// Rows in each ranked list of the report.
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = parse_count)]
     pub top: u32,
     /// Also write a timeline for ui.perfetto.dev or chrome://tracing (Chrome trace event
     /// JSON): a track per process in tree order, running and zombie phases, execs.

@@ -10,7 +10,9 @@ use regex::Regex;
 pub use super::filter::EventType;
 use crate::{
     filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
-    parse::{parse_at_least_one, parse_duration, parse_mode, parse_ring_size, parse_size},
+    parse::{
+        parse_at_least_one, parse_count, parse_duration, parse_mode, parse_ring_size, parse_size,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,13 +166,13 @@ pub struct AlertArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub zombie_age: Duration,
     /// Crash loop: the same executable under the same parent exiting non-zero or by a signal N times...
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = parse_count)]
     pub crash_count: u32,
     /// ...within this time.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     pub crash_window: Duration,
     /// Fork failures: N failed forks by one user's processes in one cgroup...
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_count)]
     pub fork_fail_count: u32,
     /// ...within this time.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
