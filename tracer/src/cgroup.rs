@@ -275,6 +275,20 @@ pub(crate) mod tests {
     }
 
     /// The test process's own cgroup v2 path, from the `0::` line of /proc/self/cgroup.
+    /// This process's cgroup v2 path and id (its directory's inode), or `None`
+    /// after saying why the test is skipped.
+    fn own_cgroup_and_id_or_skip() -> Option<(String, u64)> {
+        let root = cgroup2_root_or_skip()?;
+        let Some(own) = own_cgroup() else {
+            eprintln!("skipped: /proc/self/cgroup has no 0:: line");
+            return None;
+        };
+        let ino = fs::metadata(root.join(own.trim_start_matches('/')))
+            .unwrap()
+            .ino();
+        Some((own, ino))
+    }
+
     fn own_cgroup() -> Option<String> {
         let text = fs::read_to_string("/proc/self/cgroup").ok()?;
         text.lines()
@@ -315,16 +329,9 @@ pub(crate) mod tests {
     /// The host stage puts the path in the record, one shared copy per cgroup.
     #[test]
     fn fill_puts_the_shared_path_in_the_record() {
-        let Some(root) = cgroup2_root_or_skip() else {
+        let Some((own, ino)) = own_cgroup_and_id_or_skip() else {
             return;
         };
-        let Some(own) = own_cgroup() else {
-            eprintln!("skipped: /proc/self/cgroup has no 0:: line");
-            return;
-        };
-        let ino = fs::metadata(root.join(own.trim_start_matches('/')))
-            .unwrap()
-            .ino();
         let record = |cgroup_id| Record {
             ktime_ns: 1,
             subject: Some(crate::record::Subject {
@@ -356,16 +363,9 @@ pub(crate) mod tests {
 
     #[test]
     fn own_cgroup_resolves_both_ways() {
-        let Some(root) = cgroup2_root_or_skip() else {
+        let Some((own, ino)) = own_cgroup_and_id_or_skip() else {
             return;
         };
-        let Some(own) = own_cgroup() else {
-            eprintln!("skipped: /proc/self/cgroup has no 0:: line");
-            return;
-        };
-        let ino = fs::metadata(root.join(own.trim_start_matches('/')))
-            .unwrap()
-            .ino();
 
         // Lookup by id walks the hierarchy.
         let mut r = CgroupResolver::new();

@@ -15,6 +15,7 @@ pub mod model;
 pub mod names;
 pub mod output;
 pub mod parse;
+pub mod proc_args;
 pub mod procfs;
 pub mod record;
 pub mod redact;

@@ -91,15 +91,7 @@ impl<W: Write> JsonlWriter<W> {
     /// handed to the buffer, so the numbers in the output have no gaps.
     pub fn write(&mut self, rec: &Record) -> io::Result<()> {
         let seq = self.written + 1;
-        self.line.clear();
-        encode(
-            &mut self.line,
-            seq,
-            &self.run_fields,
-            self.realtime_offset_ns,
-            &mut self.ts,
-            rec,
-        );
+        self.render(seq, rec);
         self.out.write_all(&self.line)?;
         self.written = seq;
         Ok(())

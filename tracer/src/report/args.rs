@@ -5,12 +5,14 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+#[cfg(test)]
 use regex::Regex;
 
 use super::window::{When, parse_when};
 use crate::{
-    filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
+    filter::ProcFilter,
     parse::{parse_count, parse_mode},
+    proc_args::ProcArgs,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,8 +24,21 @@ pub enum ReportFormat {
 }
 
 /// Everything `tracer report` is told. (Its `--help` summary is the `report`
-/// subcommand's, in cli.rs.)
+/// subcommand's, in cli.rs.) The process filter's help is reworded for counting.
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("uids", |a| a.help(
+        "Count only processes of this user id (repeatable); with --tree, root the tree at them"
+    )),
+    mut_arg("comm", |a| a.help(
+        "Count only processes whose comm, or a program they ran, matches REGEX \
+         (unanchored: '^make$' for exactly make); with --tree, root the tree at them"
+    )),
+    mut_arg("cgroup", |a| a.help(
+        "Count only processes in this cgroup or below it, as /proc/PID/cgroup names it \
+         (e.g. /system.slice/nginx.service); with --tree, root the tree at them"
+    )),
+)]
 pub struct Args {
     /// JSON Lines files written by `tracer watch -o` (`-` for stdin). Several files
     /// (rotated, or from several hosts) are merged in time order.
@@ -47,17 +62,8 @@ pub struct Args {
     /// Only what happened up to WHEN (same forms as --since).
     #[arg(long, value_name = "WHEN", value_parser = parse_when, allow_hyphen_values = true)]
     pub until: Option<When>,
-    /// Count only processes of this user id (repeatable); with --tree, root the tree at them.
-    #[arg(long = "uid", value_name = "UID")]
-    pub uids: Vec<u32>,
-    /// Count only processes whose comm, or a program they ran, matches REGEX
-    /// (unanchored: '^make$' for exactly make); with --tree, root the tree at them.
-    #[arg(long, value_name = "REGEX", value_parser = parse_comm_regex)]
-    pub comm: Option<Regex>,
-    /// Count only processes in this cgroup or below it, as /proc/PID/cgroup names it
-    /// (e.g. /system.slice/nginx.service); with --tree, root the tree at them.
-    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_prefix)]
-    pub cgroup: Option<String>,
+    #[command(flatten)]
+    pub proc: ProcArgs,
     /// Rows in each ranked list of the report.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = parse_count)]
     pub top: u32,
@@ -79,11 +85,7 @@ pub struct Args {
 impl Args {
     /// `--uid`, `--comm` and `--cgroup`.
     pub fn procs(&self) -> ProcFilter {
-        ProcFilter {
-            uids: self.uids.clone(),
-            comm: self.comm.clone(),
-            cgroup: self.cgroup.clone(),
-        }
+        self.proc.procs()
     }
 
     /// The filters given, as the command line says them, for the report's
@@ -101,11 +103,11 @@ impl Args {
         if let Some(w) = &self.until {
             out.push(format!("--until {}", when(w)));
         }
-        out.extend(self.uids.iter().map(|u| format!("--uid {u}")));
-        if let Some(re) = &self.comm {
+        out.extend(self.proc.uids.iter().map(|u| format!("--uid {u}")));
+        if let Some(re) = &self.proc.comm {
             out.push(format!("--comm {:?}", re.as_str()));
         }
-        if let Some(c) = &self.cgroup {
+        if let Some(c) = &self.proc.cgroup {
             out.push(format!("--cgroup {c}"));
         }
         out
@@ -141,7 +143,7 @@ mod tests {
             ]
         );
         assert_eq!(r.format, ReportFormat::Text);
-        assert!(!r.tree && r.pids.is_empty() && r.comm.is_none());
+        assert!(!r.tree && r.pids.is_empty() && r.proc.comm.is_none());
         assert!(r.procs().is_empty() && r.since.is_none() && r.until.is_none());
         assert!(r.selection().is_empty());
         assert_eq!(r.top, 5);
@@ -163,7 +165,7 @@ mod tests {
         assert_eq!(r.format, ReportFormat::Json);
         assert!(r.tree);
         assert_eq!(r.pids, vec![12, 13]);
-        assert_eq!(r.comm.as_ref().map(Regex::as_str), Some("make"));
+        assert_eq!(r.proc.comm.as_ref().map(Regex::as_str), Some("make"));
         assert_eq!(r.top, 20);
         assert!(parse_report(&["--top", "0", "x"]).is_err());
         assert!(parse_report(&["--format", "yaml", "x"]).is_err());
@@ -192,8 +194,8 @@ mod tests {
             Some(When::BeforeEnd(std::time::Duration::from_secs(5400)))
         );
         assert!(matches!(r.until, Some(When::At(_))));
-        assert_eq!(r.uids, [0, 65534]);
-        assert_eq!(r.cgroup.as_deref(), Some("/system.slice"));
+        assert_eq!(r.proc.uids, [0, 65534]);
+        assert_eq!(r.proc.cgroup.as_deref(), Some("/system.slice"));
         assert_eq!(
             r.selection(),
             [

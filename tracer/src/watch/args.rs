@@ -5,14 +5,14 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::ValueEnum;
-use regex::Regex;
 
 pub use super::filter::EventType;
 use crate::{
-    filter::{ProcFilter, parse_cgroup_prefix, parse_comm_regex},
+    filter::ProcFilter,
     parse::{
         parse_at_least_one, parse_count, parse_duration, parse_mode, parse_ring_size, parse_size,
     },
+    proc_args::ProcArgs,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,17 +88,8 @@ pub struct Args {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Filters")]
 pub struct FilterArgs {
-    /// Only records of processes running as this user id (the real uid; repeatable).
-    #[arg(long = "uid", value_name = "UID")]
-    pub uids: Vec<u32>,
-    /// Only records of processes whose comm, or the file name of the executable they
-    /// run, matches REGEX (unanchored: '^nginx$' for exactly nginx).
-    #[arg(long, value_name = "REGEX", value_parser = parse_comm_regex)]
-    pub comm: Option<Regex>,
-    /// Only records of processes in this cgroup v2 or below it, as /proc/PID/cgroup
-    /// names it (e.g. /system.slice/nginx.service).
-    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_prefix)]
-    pub cgroup: Option<String>,
+    #[command(flatten)]
+    pub proc: ProcArgs,
     /// Only these record types (comma-separated), e.g. `--events exec_failed` for failed
     /// execs only. `process` is the snapshot of the processes running at start-up.
     #[arg(long, value_name = "TYPES", value_enum, value_delimiter = ',')]
@@ -108,11 +99,7 @@ pub struct FilterArgs {
 impl FilterArgs {
     /// The process part (`--uid`, `--comm`, `--cgroup`).
     pub fn procs(&self) -> ProcFilter {
-        ProcFilter {
-            uids: self.uids.clone(),
-            comm: self.comm.clone(),
-            cgroup: self.cgroup.clone(),
-        }
+        self.proc.procs()
     }
 }
 
@@ -509,9 +496,9 @@ mod tests {
         ])
         .unwrap();
         let f = &w.filter;
-        assert_eq!(f.uids, [0, 65534]);
-        assert_eq!(f.comm.as_ref().unwrap().as_str(), "^sleep$");
-        assert_eq!(f.cgroup.as_deref(), Some("/system.slice"));
+        assert_eq!(f.proc.uids, [0, 65534]);
+        assert_eq!(f.proc.comm.as_ref().unwrap().as_str(), "^sleep$");
+        assert_eq!(f.proc.cgroup.as_deref(), Some("/system.slice"));
         assert_eq!(
             f.events,
             [EventType::Exec, EventType::ExecFailed, EventType::Exit]

@@ -65,9 +65,9 @@ fn filters(args: &Args) -> Value {
         return Value::Null;
     }
     json!({
-        "uids": f.uids,
-        "comm": f.comm.as_ref().map(|r| r.as_str()),
-        "cgroup": f.cgroup,
+        "uids": f.proc.uids,
+        "comm": f.proc.comm.as_ref().map(|r| r.as_str()),
+        "cgroup": f.proc.cgroup,
         "events": (!f.events.is_empty())
             .then(|| f.events.iter().map(|e| e.type_name()).collect::<Vec<_>>()),
     })

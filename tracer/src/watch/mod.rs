@@ -3,6 +3,8 @@
 mod args;
 mod command;
 mod filter;
+#[cfg(test)]
+mod gone;
 mod header;
 mod on_alert;
 mod recheck;

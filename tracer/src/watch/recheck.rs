@@ -115,33 +115,16 @@ impl Recheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Event, EventKind, Fork, Task};
+    use crate::event::{Event, EventKind};
     use crate::model::ModelConfig;
     use crate::record::{Body, NS_PER_TICK};
-
-    /// A process that is not in /proc: pid_max is at most 2^22.
-    const GONE: u32 = 3_000_000_000;
-    const S: u64 = 1_000_000_000;
+    use crate::watch::gone::{GONE, S, fork_by_init, task};
 
     fn fork(pid: u32, ktime_ns: u64) -> Event {
         Event {
             ktime_ns,
-            task: Task {
-                pid,
-                tid: pid,
-                ppid: 1,
-                start_ns: ktime_ns,
-                uid: 0,
-                cgroup_id: 0,
-                comm: Comm::new(b"gone"),
-                subreaper: false,
-            },
-            kind: EventKind::Fork(Fork {
-                clone_flags: 17,
-                parent_start_ns: 0,
-                creator_pid: 1,
-                creator_tid: 1,
-            }),
+            task: task(pid, ktime_ns),
+            kind: fork_by_init(),
         }
     }
 

@@ -178,27 +178,15 @@ impl Zombies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Event, EventKind, Exit, Fork, Task};
+    use crate::event::{Comm, Event, EventKind, Exit};
     use crate::model::ModelConfig;
     use crate::record::Body;
-
-    /// A process that is not in /proc: pid_max is at most 2^22.
-    const GONE: u32 = 3_000_000_000;
-    const S: u64 = 1_000_000_000;
+    use crate::watch::gone::{GONE, S, fork_by_init, task};
 
     fn ev(ktime_ns: u64, kind: EventKind) -> Event {
         Event {
             ktime_ns,
-            task: Task {
-                pid: GONE,
-                tid: GONE,
-                ppid: 1,
-                start_ns: 10 * S,
-                uid: 0,
-                cgroup_id: 0,
-                comm: Comm::new(b"gone"),
-                subreaper: false,
-            },
+            task: task(GONE, 10 * S),
             kind,
         }
     }
@@ -207,13 +195,7 @@ mod tests {
     fn an_overdue_zombie_gone_from_proc_is_released_once_events_caught_up() {
         let mut m = Model::new(ModelConfig::default());
         let mut out = Vec::new();
-        let fork = Fork {
-            clone_flags: 17,
-            parent_start_ns: 0,
-            creator_pid: 1,
-            creator_tid: 1,
-        };
-        m.apply(ev(10 * S, EventKind::Fork(fork)), &mut out);
+        m.apply(ev(10 * S, fork_by_init()), &mut out);
         let exit = Exit {
             status: 0,
             group_dead: true,
