@@ -128,16 +128,16 @@ impl Sinks {
         }
         for (name, w) in &mut self.writers {
             if let Err(e) = w.tick(now) {
-                note_failure(
+                writer_failed(
                     &mut self.failed,
                     &mut self.failing,
+                    &mut self.stdout_closed,
                     name,
-                    "writing to",
                     &e,
-                    1,
                 );
             }
         }
+        self.drop_closed_stdout();
     }
 
     /// Every record goes out through here, its argv redacted and its cgroup path
@@ -165,23 +165,16 @@ impl Sinks {
         *self.counts.entry(rec.body.type_name()).or_default() += 1;
         for (name, w) in &mut self.writers {
             if let Err(e) = w.write(rec) {
-                if is_stdout_gone(name, &e) {
-                    self.stdout_closed = true;
-                } else {
-                    note_failure(
-                        &mut self.failed,
-                        &mut self.failing,
-                        name,
-                        "writing to",
-                        &e,
-                        1,
-                    );
-                }
+                writer_failed(
+                    &mut self.failed,
+                    &mut self.failing,
+                    &mut self.stdout_closed,
+                    name,
+                    &e,
+                );
             }
         }
-        if self.stdout_closed {
-            self.writers.retain(|(name, _)| name != "stdout");
-        }
+        self.drop_closed_stdout();
         if let (Some(w), Body::Alert(_)) = (self.alert_lines.as_mut(), &rec.body) {
             // stderr: nothing to count or retry if even that fails.
             let _ = w.write(rec).and_then(|()| w.flush());
@@ -226,6 +219,13 @@ impl Sinks {
 
     /// Notes what a file operation did: an error (with `refused` records lost to
     /// it), and lines the file had to drop.
+    /// Once stdout's reader is gone, nothing more is written there.
+    fn drop_closed_stdout(&mut self) {
+        if self.stdout_closed {
+            self.writers.retain(|(name, _)| name != "stdout");
+        }
+    }
+
     fn file_result(&mut self, doing: &str, result: io::Result<()>, refused: u64) {
         let Some(f) = self.file.as_mut() else {
             return;
@@ -496,6 +496,23 @@ fn is_stdout_gone(name: &str, e: &io::Error) -> bool {
 
 /// Says once per episode that a writer failed (tracing goes on), and counts
 /// records lost to it.
+/// A terminal writer's line could not be written: stdout's reader gone ends the
+/// run (`stdout-closed`) whether it shows on a record or on a tick's flush; any
+/// other failure is counted and tracing goes on.
+fn writer_failed(
+    failed: &mut BTreeMap<String, u64>,
+    failing: &mut BTreeMap<String, u64>,
+    stdout_closed: &mut bool,
+    name: &str,
+    e: &io::Error,
+) {
+    if is_stdout_gone(name, e) {
+        *stdout_closed = true;
+    } else {
+        note_failure(failed, failing, name, "writing to", e, 1);
+    }
+}
+
 fn note_failure(
     failed: &mut BTreeMap<String, u64>,
     failing: &mut BTreeMap<String, u64>,
