@@ -28,12 +28,19 @@ pub const CARGO_DENY_VERSION: &str = "0.20.2";
 /// Where the agent reads tracepoint formats and attaches tracepoints.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
-/// All five steps: what `cargo xtask setup` and `cargo xtask test` run.
+/// All seven steps: what `cargo xtask setup` and `cargo xtask test` run.
 pub fn all() -> Result<()> {
     build_tools()?;
     tracefs(false)?;
-    cargo_deny()
+    cargo_deny()?;
+    tmux()?;
+    sql_engines()
 }
+
+/// The SQL engines the tests run docs/sql.md's queries on and `cargo xtask bench
+/// --report` compares against: DuckDB and chDB (ClickHouse's engine in-process), from
+/// PyPI. Pinned so a test's SQL meets the engine it was written for.
+pub const PIP_PACKAGES: [&str; 2] = ["duckdb==2.0.1", "chdb==4.4.0"];
 
 /// Steps 1-3: what building the eBPF object needs.
 pub fn build_tools() -> Result<()> {
@@ -199,6 +206,54 @@ fn bpf_linker() -> Result<()> {
 /// (licences, bans; see deny.toml).
 fn cargo_deny() -> Result<()> {
     cargo_tool("cargo-deny", CARGO_DENY_VERSION, &[], "about 5 minutes")
+}
+
+/// Step 6: tmux, which the `tracer top` test drives the terminal UI in.
+fn tmux() -> Result<()> {
+    if cmd::probe(Command::new("tmux").arg("-V")).is_some() {
+        println!("xtask: tmux present");
+        return Ok(());
+    }
+    if !cmd::is_root() {
+        bail!("installing tmux needs root: run as root or `apt-get install -y tmux` yourself");
+    }
+    println!("xtask: installing tmux (apt-get)");
+    cmd::run(apt_get().args(["install", "-y", "--no-install-recommends", "tmux"]))
+}
+
+/// Step 7: DuckDB and chDB for Python (pip), unless both import at the pinned versions.
+fn sql_engines() -> Result<()> {
+    let check = "import duckdb, chdb, importlib.metadata as m; \
+                 print(m.version('duckdb'), m.version('chdb'))";
+    let wanted: Vec<&str> = PIP_PACKAGES
+        .iter()
+        .map(|p| p.split_once("==").map_or(*p, |(_, v)| v))
+        .collect();
+    if let Some(found) = cmd::probe(Command::new("python3").args(["-c", check]))
+        && found.split_whitespace().eq(wanted.iter().copied())
+    {
+        println!("xtask: python3 duckdb and chdb present ({})", found.trim());
+        return Ok(());
+    }
+    println!(
+        "xtask: installing {} for python3 (pip, about 1 minute)",
+        PIP_PACKAGES.join(" ")
+    );
+    cmd::run(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("--root-user-action=ignore")
+            // Debian's own python3 refuses pip installs outside a venv (PEP 668) unless
+            // told; these are test tools, not the host's packages.
+            .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+            .args(PIP_PACKAGES),
+    )
 }
 
 /// `cargo install NAME --locked --version VERSION EXTRA` into cargo's bin directory,
