@@ -157,6 +157,8 @@ mod tests {
         }
     }
 
+    type Case<'a> = (String, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
     /// (path, unit, container_id, pod_uid), from the shapes the managers make
     /// (systemd, docker, containerd, CRI-O, kubelet, podman, nerdctl; Falco's
     /// container plugin test/matchers.cpp has the runtime ones).
@@ -169,7 +171,7 @@ mod tests {
         let nerdctl_scope = format!("nerdctl-{ID}.scope");
         let conmon_scope = format!("crio-conmon-{ID}.scope");
         let short_scope = format!("docker-{}.scope", &ID[..12]);
-        let cases: Vec<(String, Option<&str>, Option<&str>, Option<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             // systemd alone
             ("/".into(), None, None, None),
             ("".into(), None, None, None),
