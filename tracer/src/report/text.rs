@@ -231,13 +231,16 @@ fn group_rows(o: &mut String, heading: &str, rows: &[GroupForker], hosts: bool, 
 
 /// Forks by systemd unit and by container ([`super::services`]), over all hosts.
 fn service_rows(o: &mut String, b: &super::services::ByService) {
-    if b.by_unit.iter().all(|u| u.unit.is_none()) {
-        // No record named a unit (no systemd, or a recording made before
-        // tracer wrote units): the table would say nothing.
+    let units = b.by_unit.iter().any(|u| u.unit.is_some());
+    if !units && b.by_container.is_empty() {
+        // No record named a unit or container (no systemd, or a recording made
+        // before tracer wrote them): the tables would say nothing.
         return;
     }
-    let _ = writeln!(o, "  {:<NAME$} {:>8}", "by unit (all hosts)", "forks");
-    for u in &b.by_unit {
+    if units {
+        let _ = writeln!(o, "  {:<NAME$} {:>8}", "by unit (all hosts)", "forks");
+    }
+    for u in b.by_unit.iter().filter(|_| units) {
         let name = u.unit.as_deref().unwrap_or("(no unit)");
         let _ = writeln!(
             o,
