@@ -10,7 +10,9 @@
 //! - runc under systemd (docker, containerd, CRI-O, podman, nerdctl):
 //!   `<runtime>-<64 hex>.scope` with `docker-`, `cri-containerd-`, `crio-`, `libpod-`,
 //!   `libpod-payload-` or `nerdctl-` (podman's cgroupfs driver drops the `.scope`);
-//! - the cgroupfs driver: `/docker/<64 hex>`, `/kubepods/<qos>/pod<uid>/<64 hex>`;
+//! - the cgroupfs driver: `/docker/<64 hex>`, `/kubepods/<qos>/pod<uid>/<64 hex>`, and
+//!   containerd's systemd-form `kubepods-<qos>-pod<uid>.slice:cri-containerd:<64 hex>`
+//!   as one directory name where no systemd made it;
 //! - Kubernetes with the systemd driver:
 //!   `/kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid with _>.slice/<scope>`.
 //!
@@ -101,6 +103,15 @@ fn container_id<'a>(part: &'a str, parent: Option<&str>) -> Option<&'a str> {
             return Some(id);
         }
     }
+    // containerd's cgroupsPath in systemd form, made into a directory name where
+    // no systemd placed it (kind, some k3s): `<pod slice>:cri-containerd:<id>`.
+    if let Some((front, id)) = part.rsplit_once(':')
+        && let Some((_, runtime)) = front.rsplit_once(':')
+        && ["cri-containerd", "crio", "docker"].contains(&runtime)
+        && is_id(id)
+    {
+        return Some(id);
+    }
     // The cgroupfs drivers name the cgroup by the bare id, under `/docker` or a pod.
     let parent = parent?;
     (is_id(part) && (parent == "docker" || pod_uid(parent).is_some())).then_some(part)
@@ -109,6 +120,8 @@ fn container_id<'a>(part: &'a str, parent: Option<&str>) -> Option<&'a str> {
 /// The pod uid of `pod<uid>` (cgroupfs) or `kubepods[-<qos>]-pod<uid>.slice` (systemd,
 /// with the uid's dashes written as `_`), with dashes.
 fn pod_uid(part: &str) -> Option<String> {
+    // `kubepods-…-pod<uid>.slice:cri-containerd:<id>`: the pod is the first part.
+    let part = part.split(':').next().unwrap_or(part);
     let uid = match part.strip_prefix("pod") {
         Some(uid) => uid,
         None => {
@@ -292,6 +305,15 @@ mod tests {
                 ),
                 Some(&conmon_scope),
                 None,
+                Some(UID),
+            ),
+            // containerd's systemd-form cgroupsPath as one directory
+            (
+                format!(
+                    "/system.slice/containerd.service/kubepods-burstable-pod{UID_}.slice:cri-containerd:{ID}"
+                ),
+                Some("containerd.service"),
+                Some(ID),
                 Some(UID),
             ),
             // Kubernetes, cgroupfs driver (containerd: bare id; CRI-O: crio-<id>)
