@@ -29,6 +29,10 @@ pub struct Args {
     /// already there are kept: new ones get new names.
     #[arg(short, long = "output-dir", value_name = "DIR")]
     pub output: PathBuf,
+    /// Permissions of the Parquet files, in octal (they hold command lines;
+    /// applied exactly, whatever the umask).
+    #[arg(long, value_name = "OCTAL", value_parser = crate::parse::parse_mode, default_value = "0600")]
+    pub file_mode: u32,
 }
 
 /// What one input gave.
@@ -62,8 +66,9 @@ pub fn convert_records(
     records: &Records,
     dir: &Path,
     base: &str,
+    mode: u32,
 ) -> Result<Converted, crate::output::parquet::ParquetError> {
-    let mut sink = ParquetSink::new(dir, base);
+    let mut sink = ParquetSink::new(dir, base, mode);
     let mut no_time = 0;
     for run in &records.runs {
         for meta in &run.meta {
@@ -139,7 +144,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 ),
             }
         }
-        let done = convert_records(&records, dir, &base_name(source))
+        let done = convert_records(&records, dir, &base_name(source), args.file_mode)
             .with_context(|| format!("converting {name}"))?;
         report(&name, &records, &done);
     }

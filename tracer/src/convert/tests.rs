@@ -60,7 +60,7 @@ fn a_recording_becomes_one_row_per_record_and_bad_lines_are_counted() {
     let _ = std::fs::remove_dir_all(&dir);
     let bytes = recording();
     let records = reader::read_bytes(&[("rec.jsonl", &bytes)]).unwrap();
-    let done = convert_records(&records, &dir, "rec.jsonl").unwrap();
+    let done = convert_records(&records, &dir, "rec.jsonl", 0o600).unwrap();
     assert_eq!(done.rows, 4);
     assert_eq!(done.bad, 1);
     assert_eq!(done.no_time, 0);
@@ -99,7 +99,7 @@ fn a_recording_becomes_one_row_per_record_and_bad_lines_are_counted() {
         ]
     );
     // Converted again into the same directory: a new file, the first one kept.
-    let again = convert_records(&records, &dir, "rec.jsonl").unwrap();
+    let again = convert_records(&records, &dir, "rec.jsonl", 0o600).unwrap();
     assert!(again.files[0].ends_with("rec.jsonl-1-1.parquet"));
     assert!(path.exists());
     std::fs::remove_dir_all(&dir).unwrap();

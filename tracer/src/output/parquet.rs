@@ -19,6 +19,7 @@ use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -781,6 +782,8 @@ fn rename_noreplace(tmp: &Path, dir: &Path, stem: &str) -> Result<PathBuf, Parqu
 pub struct ParquetSink {
     dir: PathBuf,
     base: String,
+    /// Permissions of the files (argv can hold secrets).
+    mode: u32,
     open: HashMap<(String, String), OpenFile>,
     /// Files finished so far.
     done: Vec<PathBuf>,
@@ -788,11 +791,13 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
-    /// Files go under `dir`, named after `base` (the recording's file name).
-    pub fn new(dir: &Path, base: &str) -> ParquetSink {
+    /// Files go under `dir`, named after `base` (the recording's file name),
+    /// with permissions `mode` whatever the umask.
+    pub fn new(dir: &Path, base: &str, mode: u32) -> ParquetSink {
         ParquetSink {
             dir: dir.to_path_buf(),
             base: partition_value(base),
+            mode,
             open: HashMap::new(),
             done: Vec::new(),
             rows: 0,
@@ -826,7 +831,13 @@ impl ParquetSink {
             let file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(self.mode)
                 .open(&tmp)
+                .and_then(|f| {
+                    // Exactly `mode`: the umask took bits off at creation.
+                    f.set_permissions(fs::Permissions::from_mode(self.mode))?;
+                    Ok(f)
+                })
                 .map_err(|e| ioerr(&tmp, e))?;
             let sync = file.try_clone().map_err(|e| ioerr(&tmp, e))?;
             let props = WriterProperties::builder()

@@ -228,7 +228,7 @@ fn row_values(batch: &RecordBatch, i: usize) -> Map<String, Value> {
 /// Writes the records (after a `meta` row) to a sink in `dir`, closed.
 fn write(dir: &Path, recs: &[Record]) -> ParquetSink {
     let info = info();
-    let mut sink = ParquetSink::new(dir, "events.jsonl");
+    let mut sink = ParquetSink::new(dir, "events.jsonl", 0o640);
     let row = |seq, ktime_ns: u64| RowInfo {
         seq,
         wall_ns: i128::from(ktime_ns) + OFFSET,
@@ -347,6 +347,11 @@ fn rows_go_to_their_host_and_utc_date_partition() {
             assert_eq!(row["host"], json!("web/1"));
         }
     }
+    for f in sink.files() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o640, "{}", f.display());
+    }
     // Only the finished files: no temporary name is left.
     let mut all = Vec::new();
     walk(dir.path(), &mut all);
@@ -374,7 +379,7 @@ fn a_taken_name_is_never_replaced() {
 #[test]
 fn a_sink_dropped_before_close_leaves_no_file() {
     let dir = tempdir();
-    let mut sink = ParquetSink::new(dir.path(), "x");
+    let mut sink = ParquetSink::new(dir.path(), "x", 0o600);
     let r = &every_type()[0];
     let info = info();
     let row = RowInfo {
@@ -394,7 +399,7 @@ fn a_sink_dropped_before_close_leaves_no_file() {
 fn many_rows_make_several_row_groups() {
     let dir = tempdir();
     let info = info();
-    let mut sink = ParquetSink::new(dir.path(), "big");
+    let mut sink = ParquetSink::new(dir.path(), "big", 0o600);
     let r = &every_type()[2];
     let n = ROW_GROUP_ROWS as u64 * 2 + 5;
     for seq in 1..=n {

@@ -176,8 +176,9 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
     let mut file = None;
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
         let meta = header::meta_fields(args);
-        let parquet = (args.file.parquet_dir.as_deref())
-            .map(|dir| parquet::ParquetOut::new(dir, path, info.clone(), &meta));
+        let parquet = (args.file.parquet_dir.as_deref()).map(|dir| {
+            parquet::ParquetOut::new(dir, path, args.file.file_mode, info.clone(), &meta)
+        });
         file = Some(FileSink {
             name: path.display().to_string(),
             w: JsonlWriter::unbuffered(open_output(path, args)?, info.clone()),

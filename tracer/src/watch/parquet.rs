@@ -24,7 +24,8 @@ pub struct ParquetOut {
 impl ParquetOut {
     /// Files go under `dir`, named after the output file; `meta` is the `meta`
     /// record's own fields as the output file gets them (`,"name":value...`).
-    pub fn new(dir: &Path, output: &Path, info: RunInfo, meta: &[u8]) -> ParquetOut {
+    /// Files get permissions `mode` (`--file-mode`, as the output file).
+    pub fn new(dir: &Path, output: &Path, mode: u32, info: RunInfo, meta: &[u8]) -> ParquetOut {
         let mut object = b"{".to_vec();
         object.extend_from_slice(meta.strip_prefix(b",").unwrap_or(meta));
         object.push(b'}');
@@ -35,7 +36,7 @@ impl ParquetOut {
             .map_or_else(|| "events".into(), |n| n.to_string_lossy().into_owned());
         ParquetOut {
             name: dir.display().to_string(),
-            sink: ParquetSink::new(dir, &base),
+            sink: ParquetSink::new(dir, &base, mode),
             tracer_version: text("tracer_version"),
             schema_version: v.get("schema_version").and_then(|n| n.as_u64()),
             kernel: text("kernel"),
