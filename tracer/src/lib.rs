@@ -9,6 +9,7 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod identity;
 pub mod kconfig;
 pub mod kernel_log;
 pub mod loader;
