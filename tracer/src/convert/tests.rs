@@ -37,6 +37,9 @@ fn recording() -> Vec<u8> {
                 uid: Some(0),
                 cgroup_id: 0,
                 cgroup: None,
+                unit: None,
+                container_id: None,
+                pod_uid: None,
             }),
             body: Body::Exec {
                 filename: b"/bin/sh".to_vec(),

@@ -106,6 +106,9 @@ fn columns() -> Vec<Field> {
         f("uid", I64),
         f("cgroup", S),
         f("cgroup_id", I64),
+        f("unit", S),
+        f("container_id", S),
+        f("pod_uid", S),
         // Per type; shared where the JSON field is shared.
         f("filename", S),
         f("argv", list),
@@ -187,6 +190,9 @@ struct Builders {
     uid: Int64Builder,
     cgroup: StringBuilder,
     cgroup_id: Int64Builder,
+    unit: StringBuilder,
+    container_id: StringBuilder,
+    pod_uid: StringBuilder,
     filename: StringBuilder,
     argv: ListBuilder<StringBuilder>,
     argv_truncated: BooleanBuilder,
@@ -446,6 +452,9 @@ impl Builders {
             uid: Int64Builder::new(),
             cgroup: StringBuilder::new(),
             cgroup_id: Int64Builder::new(),
+            unit: StringBuilder::new(),
+            container_id: StringBuilder::new(),
+            pod_uid: StringBuilder::new(),
             filename: StringBuilder::new(),
             argv: ListBuilder::new(StringBuilder::new()),
             argv_truncated: BooleanBuilder::new(),
@@ -519,6 +528,9 @@ impl Builders {
                 self.uid.append_option(s.uid.map(i64::from));
                 self.cgroup.append_option(s.cgroup.as_deref());
                 self.cgroup_id.append_value(i64_of(s.cgroup_id));
+                self.unit.append_option(s.unit.as_deref());
+                self.container_id.append_option(s.container_id.as_deref());
+                self.pod_uid.append_option(s.pod_uid.as_deref());
             }
             None => self.no_subject(),
         }
@@ -533,6 +545,9 @@ impl Builders {
         self.uid.append_null();
         self.cgroup.append_null();
         self.cgroup_id.append_null();
+        self.unit.append_null();
+        self.container_id.append_null();
+        self.pod_uid.append_null();
     }
 
     fn row(&mut self, r: Row) {
@@ -608,6 +623,9 @@ impl Builders {
             Arc::new(self.uid.finish()),
             Arc::new(self.cgroup.finish()),
             Arc::new(self.cgroup_id.finish()),
+            Arc::new(self.unit.finish()),
+            Arc::new(self.container_id.finish()),
+            Arc::new(self.pod_uid.finish()),
             Arc::new(self.filename.finish()),
             Arc::new(self.argv.finish()),
             Arc::new(self.argv_truncated.finish()),

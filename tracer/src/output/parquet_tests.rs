@@ -43,6 +43,9 @@ fn subject(pid: u32) -> Subject {
         uid: Some(1000),
         cgroup_id: 77,
         cgroup: Some(Arc::from("/system.slice/x.service")),
+        unit: Some(Arc::from("x.service")),
+        container_id: None,
+        pod_uid: Some(Arc::from("5c2e1f0a-1b2c-4d3e-8f9a-0b1c2d3e4f5a")),
     }
 }
 
