@@ -111,6 +111,18 @@ mod tests {
         assert_eq!(cli.verbose, 1);
         assert!(matches!(cli.command, Command::Report(r) if r.files == [PathBuf::from("a.jsonl")]));
         assert!(Cli::try_parse_from(["tracer"]).is_err());
+        let cli = Cli::try_parse_from(["tracer", "convert", "a.jsonl", "-", "-o", "pq"]).unwrap();
+        assert!(matches!(cli.command, Command::Convert(c)
+            if c.files == [PathBuf::from("a.jsonl"), PathBuf::from("-")]
+                && c.output.as_path() == std::path::Path::new("pq") && c.file_mode == 0o600));
+        // -o is required: there is no default place to write to.
+        assert!(Cli::try_parse_from(["tracer", "convert", "a.jsonl"]).is_err());
+        // --parquet-dir holds the output file's records: it needs -o.
+        assert!(Cli::try_parse_from(["tracer", "watch", "--parquet-dir", "pq"]).is_err());
+        let cli =
+            Cli::try_parse_from(["tracer", "watch", "-o", "f", "--parquet-dir", "pq"]).unwrap();
+        assert!(matches!(cli.command, Command::Watch(w)
+            if w.file.parquet_dir == Some(PathBuf::from("pq"))));
     }
 
     /// Each subcommand's help shows its own examples, and says what -v does where.
