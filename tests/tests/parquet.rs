@@ -82,7 +82,7 @@ fn rows_in(dir: &Path, files: &[PathBuf]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for rel in files {
         let partition = rel.parent().expect("in a partition").display().to_string();
-        let file = File::open(dir.join(&rel)).expect("open");
+        let file = File::open(dir.join(rel)).expect("open");
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap_or_else(|e| panic!("{}: {e}", rel.display()))
             .build()
