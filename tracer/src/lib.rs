@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;
+pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod event;
