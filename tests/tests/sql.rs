@@ -38,6 +38,9 @@ except ImportError as e:
     sys.exit(3)
 def value(v):
     if isinstance(v, datetime.datetime):
+        # A time without a zone is UTC (the column is UTC): never the machine's zone.
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
         return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(v, decimal.Decimal):
         return int(v) if v == v.to_integral_value() else float(v)
