@@ -7,7 +7,7 @@
 //! duckdb and chdb (`cargo xtask setup` installs them; without them the test fails
 //! saying so).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -164,19 +164,54 @@ fn run_engine(
     results
 }
 
+/// A cgroup v2 shaped like a systemd service, `tracer-sql.slice/tracer-sql-N.service`,
+/// so that the records have a cgroup (and a unit) to group by; removed when dropped
+/// (its processes have ended by then).
+struct ServiceCgroup {
+    slice: PathBuf,
+    service: PathBuf,
+}
+
+impl ServiceCgroup {
+    fn create() -> ServiceCgroup {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").expect("/proc/self/mounts");
+        let root = mounts
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|f| f.get(2) == Some(&"cgroup2"))
+            .map(|f| PathBuf::from(f[1]))
+            .expect("cgroup2 is not mounted: the SQL test groups by a cgroup it makes");
+        let slice = root.join("tracer-sql.slice");
+        let service = slice.join(format!("tracer-sql-{}.service", std::process::id()));
+        std::fs::create_dir_all(&service)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", service.display()));
+        ServiceCgroup { slice, service }
+    }
+}
+
+impl Drop for ServiceCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.service);
+        // Another test run may still use the slice: then it stays, empty.
+        let _ = std::fs::remove_dir(&self.slice);
+    }
+}
+
 /// A recording of real workloads that give every query something to find: a crash
 /// loop, zombies held 300 ms, failed forks at RLIMIT_NPROC and a fork storm, run
-/// one after the other under one shell that `tracer watch` follows; then a second
-/// crash loop of processes that never exec (a subshell whose subshells `exit 7`:
-/// dash forks for each, so their executable is the shell's, inherited two forks
-/// down).
-fn record(dir: &Path) -> Trace {
+/// one after the other under one shell that `tracer watch` follows, which first
+/// moves itself into `cg`; then a second crash loop of processes that never exec
+/// (a subshell whose subshells `exit 7`: dash forks for each, so their executable
+/// is the shell's, inherited two forks down).
+fn record(dir: &Path, cg: &ServiceCgroup) -> Trace {
     let output = dir.join("trace.jsonl");
     let w = workload_bin();
     let w = w.display();
+    let procs = cg.service.join("cgroup.procs");
     let script = format!(
-        "{w} crash-loop && {w} zombies 20 300 && {w} nproc-burst 5 && {w} storm 200 \
-         && ( (exit 7); (exit 7); (exit 7); true ) && true"
+        "echo $$ > {} && {w} crash-loop && {w} zombies 20 300 && {w} nproc-burst 5 \
+         && {w} storm 200 && ( (exit 7); (exit 7); (exit 7); true ) && true",
+        procs.display()
     );
     let mut cmd = Command::new(tracer_bin());
     cmd.args(["watch", "--format", "jsonl", "--quiet", "-o"])
@@ -257,7 +292,8 @@ fn sql_groups(r: &Rows, key: &str) -> Vec<(Value, u64, u64, u64)> {
 fn sql_doc_queries_match_the_report_on_duckdb_and_clickhouse() {
     require_root();
     let dir = run_dir("sql");
-    let t = record(&dir);
+    let cg = ServiceCgroup::create();
+    let t = record(&dir, &cg);
     let parquet: PathBuf = dir.join("parquet");
     convert(&t.output, &parquet);
 
@@ -273,6 +309,8 @@ fn sql_doc_queries_match_the_report_on_duckdb_and_clickhouse() {
         "fork_failures_by_errno",
         "fork_failures_by_process",
         "ancestry",
+        "forks_by_unit",
+        "forks_by_container",
     ] {
         assert!(
             queries.contains_key(name),
@@ -325,6 +363,14 @@ fn sql_doc_queries_match_the_report_on_duckdb_and_clickhouse() {
         groups(&tf["by_cgroup"]),
         "forks_by_cgroup vs report top_forkers.by_cgroup"
     );
+    // The shell moved into the service's cgroup before it started anything.
+    let service = format!(
+        "/tracer-sql.slice/tracer-sql-{}.service",
+        std::process::id()
+    );
+    let by_cgroup = sql_groups(q("forks_by_cgroup"), "cgroup");
+    assert_eq!(by_cgroup[0].0, json!(service), "{by_cgroup:?}");
+    assert!(by_cgroup[0].1 >= 230, "{by_cgroup:?}");
     let by_exe = sql_groups(q("forks_by_executable"), "executable");
     assert_eq!(
         by_exe,
@@ -358,6 +404,42 @@ fn sql_doc_queries_match_the_report_on_duckdb_and_clickhouse() {
         .collect();
     assert_eq!(sql, per_minute, "forks_per_minute vs the fork records");
     assert_eq!(sql.values().sum::<u64>(), u(&v["totals"]["forked"]));
+
+    // By service and container: the fork records' own `unit`, `container_id` and
+    // `pod_uid` fields, counted here from the JSON Lines (null where absent).
+    let forks = t.find("fork", |r| !r.thread());
+    for (query, keys) in [
+        ("forks_by_unit", &["unit"][..]),
+        ("forks_by_container", &["container_id", "pod_uid"][..]),
+    ] {
+        let mut want: BTreeMap<Vec<Option<String>>, (u64, BTreeSet<String>)> = BTreeMap::new();
+        for r in &forks {
+            let key: Vec<Option<String>> =
+                keys.iter().map(|k| r.str(k).map(str::to_string)).collect();
+            if query == "forks_by_container" && key.iter().all(Option::is_none) {
+                continue;
+            }
+            let e = want.entry(key).or_default();
+            e.0 += 1;
+            e.1.extend(r.str("parent_proc_id").map(str::to_string));
+        }
+        let want: BTreeMap<Vec<Option<String>>, (u64, u64)> = want
+            .into_iter()
+            .map(|(k, (n, parents))| (k, (n, parents.len() as u64)))
+            .collect();
+        let got: BTreeMap<Vec<Option<String>>, (u64, u64)> = q(query)
+            .maps()
+            .iter()
+            .map(|m| {
+                let key = keys
+                    .iter()
+                    .map(|k| m[k].as_str().map(str::to_string))
+                    .collect();
+                (key, (u(m["forks"]), u(m["parents"])))
+            })
+            .collect();
+        assert_eq!(got, want, "{query} vs the fork records");
+    }
 
     // Zombie times: counts and the maximum exact, p50/p95 within the sketch's error.
     let z = &q("zombie_times").maps()[0];
