@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{report, watch};
+use crate::{convert, report, watch};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -43,6 +43,12 @@ EXAMPLES:
     tracer report --perfetto t.json --flamegraph f.svg run.jsonl  # timeline and flame graph files
     zcat old.jsonl.gz | tracer report -       # read a compressed recording from stdin";
 
+const CONVERT_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer convert events.jsonl* -o /srv/parquet   # a recording and its rotated files to Parquet
+    zcat old.jsonl.gz | tracer convert - -o pq     # from stdin
+    duckdb -c \"select type, count(*) from read_parquet('pq/**/*.parquet', hive_partitioning=true) group by type\"";
+
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
 pub struct Cli {
@@ -64,6 +70,9 @@ pub enum Command {
     /// Report on recorded JSON Lines: top forkers, fork rate, zombies, crashes, the tree.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(Box<report::Args>),
+    /// Convert recorded JSON Lines to Parquet (zstd, partitioned by host and date) for SQL engines.
+    #[command(after_help = CONVERT_EXAMPLES)]
+    Convert(convert::Args),
 }
 
 /// Entry point: parses arguments, runs the command, turns errors into one line.
@@ -72,6 +81,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Watch(args) => watch::run_blocking(args, cli.verbose),
         Command::Report(args) => report::run(args),
+        Command::Convert(args) => convert::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

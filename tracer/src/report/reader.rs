@@ -267,6 +267,9 @@ struct Raw {
     uid: Option<u32>,
     cgroup: Option<String>,
     cgroup_id: Option<u64>,
+    unit: Option<String>,
+    container_id: Option<String>,
+    pod_uid: Option<String>,
     filename: Option<String>,
     argv: Option<Vec<String>>,
     state: Option<String>,
@@ -414,9 +417,13 @@ struct Parsed {
     boot_id: String,
     ts: Option<String>,
     seq: u64,
-    /// The record, and its subject's cgroup path (shared when the record is kept).
+    /// The record, and its subject's cgroup path, unit, container id and pod uid
+    /// (shared when the record is kept).
     record: Record,
     cgroup: Option<String>,
+    /// Boxed, and `None` when all three are null: most records have none, and
+    /// this keeps [`Item`] small.
+    identity: Option<Box<[Option<String>; 3]>>,
 }
 
 /// What a line is: a record, or the `meta` header of a file.
@@ -506,13 +513,20 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
                 uid: raw.uid,
                 cgroup_id: raw.cgroup_id.unwrap_or(0),
                 cgroup: None,
+                unit: None,
+                container_id: None,
+                pod_uid: None,
             },
             raw.cgroup.map(text),
+            match (raw.unit, raw.container_id, raw.pod_uid) {
+                (None, None, None) => None,
+                (u, c, p) => Some(Box::new([u.map(text), c.map(text), p.map(text)])),
+            },
         ))
     };
-    let (subject, cgroup) = match subject {
-        Some((s, c)) => (Some(s), c),
-        None => (None, None),
+    let (subject, cgroup, identity) = match subject {
+        Some((s, c, i)) => (Some(s), c, i),
+        None => (None, None, None),
     };
 
     let argv = |a: Option<Vec<String>>| -> Vec<Vec<u8>> {
@@ -655,6 +669,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
             uncertain: raw.uncertain.unwrap_or(false),
         },
         cgroup,
+        identity,
     }))
 }
 
@@ -789,6 +804,7 @@ struct Builder {
     metas: Vec<(usize, usize, Meta)>,
     runs: Vec<Run>,
     run_index: HashMap<(String, String), usize>,
+    /// Interned subject strings: cgroup paths, units, container ids, pod uids.
     cgroups: HashSet<Arc<str>>,
     inputs: Vec<InputStats>,
     bad: BTreeMap<BadKind, u64>,
@@ -977,14 +993,22 @@ impl Builder {
         let mut record = p.record;
         let run = self.run_of(p.host, p.boot_id, record.ktime_ns, p.ts.as_deref());
         if let Some(s) = record.subject.as_mut() {
-            s.cgroup = p.cgroup.map(|c| match self.cgroups.get(c.as_str()) {
-                Some(shared) => Arc::clone(shared),
-                None => {
-                    let shared: Arc<str> = Arc::from(c);
-                    self.cgroups.insert(Arc::clone(&shared));
-                    shared
-                }
-            });
+            // Few distinct values: one shared copy of each.
+            let mut share = |c: Option<String>| {
+                c.map(|c| match self.cgroups.get(c.as_str()) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let shared: Arc<str> = Arc::from(c);
+                        self.cgroups.insert(Arc::clone(&shared));
+                        shared
+                    }
+                })
+            };
+            s.cgroup = share(p.cgroup);
+            let [unit, container_id, pod_uid] = p.identity.map(|b| *b).unwrap_or_default();
+            s.unit = share(unit);
+            s.container_id = share(container_id);
+            s.pod_uid = share(pod_uid);
         }
         self.records.push(Rec {
             run,
