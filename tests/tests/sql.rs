@@ -440,6 +440,43 @@ fn sql_doc_queries_match_the_report_on_duckdb_and_clickhouse() {
             .collect();
         assert_eq!(got, want, "{query} vs the fork records");
     }
+    // The report counts services over all hosts together: the same, summed.
+    let svc = &tf["by_service"];
+    let mut sql: BTreeMap<Vec<Option<String>>, u64> = BTreeMap::new();
+    for m in q("forks_by_unit").maps() {
+        *sql.entry(vec![m["unit"].as_str().map(str::to_string)])
+            .or_default() += u(m["forks"]);
+    }
+    let rep: BTreeMap<Vec<Option<String>>, u64> = svc["by_unit"]
+        .as_array()
+        .expect("by_service.by_unit")
+        .iter()
+        .map(|r| (vec![r["unit"].as_str().map(str::to_string)], u(&r["forks"])))
+        .collect();
+    assert_eq!(
+        sql, rep,
+        "forks_by_unit vs report top_forkers.by_service.by_unit"
+    );
+    let unit = format!("tracer-sql-{}.service", std::process::id());
+    assert!(sql[&vec![Some(unit.clone())]] >= 230, "{unit}: {sql:?}");
+    let mut sql: BTreeMap<Vec<Option<String>>, u64> = BTreeMap::new();
+    for m in q("forks_by_container").maps() {
+        let key = ["container_id", "pod_uid"].map(|k| m[k].as_str().map(str::to_string));
+        *sql.entry(key.to_vec()).or_default() += u(m["forks"]);
+    }
+    let rep: BTreeMap<Vec<Option<String>>, u64> = svc["by_container"]
+        .as_array()
+        .expect("by_service.by_container")
+        .iter()
+        .map(|r| {
+            let key = ["container_id", "pod_uid"].map(|k| r[k].as_str().map(str::to_string));
+            (key.to_vec(), u(&r["forks"]))
+        })
+        .collect();
+    assert_eq!(
+        sql, rep,
+        "forks_by_container vs report by_service.by_container"
+    );
 
     // Zombie times: counts and the maximum exact, p50/p95 within the sketch's error.
     let z = &q("zombie_times").maps()[0];
