@@ -756,43 +756,33 @@ fn two_tracers_at_once_each_record_everything() {
     wait_released(&ids_b, "second tracer ended");
 }
 
-/// Runs on a tiny ring, each retried while events are lost.
-const TINY_RING_TRIES: usize = 5;
-
 #[test]
 fn tiny_ring_works_for_light_load() {
     let _machine = shared();
     // The ring takes every process's events, not only the workload's: the
-    // machine's other processes can fill 4 KiB at any moment. Losses must then be
-    // reported; a run with none must be complete.
-    let mut losses = Vec::new();
-    for _ in 0..TINY_RING_TRIES {
-        let t = run_traced(&["exec-nonascii"], &["--ring-size", "4K"]);
-        let lost: u64 = t
-            .find("lost", |_| true)
-            .iter()
-            .filter_map(|r| r.u64("count"))
-            .sum();
-        // 3 says events were lost (README, Exit status).
-        let want = if lost > 0 { 3 } else { 0 };
-        tracer_tests::ensure_eq!(t, [], t.tracer_exit_code(), Some(want), "tracer exit code");
-        let sum = summary_in(&t.stderr).unwrap_or_else(|| t.fail(&[], "no summary line"));
-        tracer_tests::ensure_eq!(t, [], sum.lost, lost, "summary lost vs lost records");
-        if lost > 0 {
-            losses.push(lost);
-            continue;
-        }
-        t.check_workload(0);
-        if let Err(e) = check_fresh_life_under_tracer(&t, &t.facts) {
-            t.fail(&[t.workload_pid(), t.pid("child")], e);
-        }
-        eprintln!(
-            "4K ring: {} records, nothing lost after {losses:?}",
-            t.records.len()
-        );
+    // machine's other processes can fill 4 KiB at any moment. One run, no retry:
+    // losses, when there are any, must be reported consistently (records, summary,
+    // exit status); a run with none must be complete.
+    let t = run_traced(&["exec-nonascii"], &["--ring-size", "4K"]);
+    let lost: u64 = t
+        .find("lost", |_| true)
+        .iter()
+        .filter_map(|r| r.u64("count"))
+        .sum();
+    // 3 says events were lost (README, Exit status).
+    let want = if lost > 0 { 3 } else { 0 };
+    tracer_tests::ensure_eq!(t, [], t.tracer_exit_code(), Some(want), "tracer exit code");
+    let sum = summary_in(&t.stderr).unwrap_or_else(|| t.fail(&[], "no summary line"));
+    tracer_tests::ensure_eq!(t, [], sum.lost, lost, "summary lost vs lost records");
+    if lost > 0 {
+        eprintln!("4K ring: {lost} events lost and reported; completeness not checked");
         return;
     }
-    panic!("every run with a 4 KiB ring lost events ({losses:?}): the machine is too busy to tell");
+    t.check_workload(0);
+    if let Err(e) = check_fresh_life_under_tracer(&t, &t.facts) {
+        t.fail(&[t.workload_pid(), t.pid("child")], e);
+    }
+    eprintln!("4K ring: {} records, nothing lost", t.records.len());
 }
 
 #[test]
