@@ -7,6 +7,7 @@ pub mod cli;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod features;
 pub mod filter;
 pub mod kconfig;
 pub mod kernel_log;

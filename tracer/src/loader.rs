@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, ProgramError, TracePoint},
 };
 use tracer_common::{Config, ForkerKey, ForkerStats, kind};
 
-use crate::{btf, kconfig, kernel_log, tracefs};
+use crate::{btf, features, kconfig, kernel_log, tracefs};
 
 /// The eBPF object built by `cargo xtask build` (see tracer/build.rs); empty when
 /// the agent was built without it.
@@ -86,6 +86,22 @@ pub enum LoadError {
     Load(String),
     #[error("loading program {name} failed: the kernel refused it: {why}")]
     Program { name: &'static str, why: String },
+    /// The verifier refused a program: one line; its log is printed with `-v`.
+    #[error(
+        "the kernel (Linux {release}) refused eBPF program {name}: {error}{hint}",
+        hint = if *.logged { "; the verifier's log is above" } else { "; run with -v for the verifier's log" }
+    )]
+    Refused {
+        name: &'static str,
+        release: String,
+        error: String,
+        logged: bool,
+    },
+    #[error(transparent)]
+    Probe(#[from] features::ProbeError),
+    /// The kernel lacks what the programs cannot do without ([`features::missing`]).
+    #[error("{0}")]
+    TooOld(String),
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("eBPF program {0} is missing from the object")]
@@ -143,6 +159,8 @@ pub struct LoadOptions {
     /// The programs' own diagnostics (`-vv`, see [`kernel_log`]); when off they
     /// are compiled out by the verifier.
     pub diagnostics: bool,
+    /// Print the verifier's log to stderr when it refuses a program (`-v`).
+    pub verifier_log: bool,
 }
 
 /// The programs, attached. Dropping this detaches them (the links belong to the
@@ -224,6 +242,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::NotRoot);
     }
     probe_bpf()?;
+    let found = features::probe()?;
+    if let Some(line) = features::missing(&features::kernel_release(), &found) {
+        return Err(LoadError::TooOld(line));
+    }
     let tracefs = tracefs::ensure_mounted()?;
     let (mut config, attach_btf) = {
         // Our reader of the kernel's BTF gives the offsets and a slim BTF for
@@ -241,6 +263,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         )
     };
     config.wakeup_bytes = opts.ring_size / 4;
+    config.task_btf = u32::from(found.task_btf);
     let aya_btf = aya::Btf::parse(&attach_btf, aya::Endianness::default())
         .map_err(|e| LoadError::AyaBtf(chain(&e)))?;
     drop(attach_btf);
@@ -265,10 +288,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 
     for &name in BTF_PROGRAMS {
         let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
-        prog.load(name, &aya_btf).map_err(|e| LoadError::Program {
-            name,
-            why: chain(&e),
-        })?;
+        prog.load(name, &aya_btf)
+            .map_err(|e| refused(name, e, opts.verifier_log))?;
         prog.attach().map_err(|e| LoadError::Program {
             name,
             why: chain(&e),
@@ -276,10 +297,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     }
     for &name in SYSCALL_PROGRAMS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
-        prog.load().map_err(|e| LoadError::Program {
-            name,
-            why: chain(&e),
-        })?;
+        prog.load()
+            .map_err(|e| refused(name, e, opts.verifier_log))?;
         prog.attach("syscalls", name)
             .map_err(|e| LoadError::Program {
                 name,
@@ -313,6 +332,36 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         tracefs,
         kernel_log,
     })
+}
+
+/// A program load that failed: a verifier refusal becomes one line naming the program
+/// and the kernel, its log (tens of lines) printed first when `print_log`.
+pub fn refused(name: &'static str, e: ProgramError, print_log: bool) -> LoadError {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let logged = print_log && !log.trim().is_empty();
+            if logged {
+                eprintln!("tracer: the verifier's log for {name}:");
+                for line in log.lines() {
+                    eprintln!("  {line}");
+                }
+            }
+            LoadError::Refused {
+                name,
+                release: features::kernel_release(),
+                error: io_error.to_string(),
+                logged,
+            }
+        }
+        other => LoadError::Program {
+            name,
+            why: chain(&other),
+        },
+    }
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

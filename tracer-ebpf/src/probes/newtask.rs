@@ -1,7 +1,7 @@
 //! task/task_newtask: a new process (or, with `threads`, a new thread).
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task_btf},
+    helpers::generated::{bpf_get_current_pid_tgid},
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
@@ -67,7 +67,7 @@ pub fn task_newtask(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 unsafe fn count_forker() {
     unsafe {
-        let current = bpf_get_current_task_btf() as *const u8;
+        let current = crate::task::current();
         let leader = read_ptr(current, conf!(task_group_leader));
         let key = ForkerKey {
             start_ns: read::<u64>(leader, conf!(task_start_boottime)),
