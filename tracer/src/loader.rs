@@ -289,7 +289,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     for &name in BTF_PROGRAMS {
         let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
         prog.load(name, &aya_btf)
-            .map_err(|e| refused(name, e, opts.verifier_log))?;
+            .map_err(|e| refused(name, e, verifier_log(opts).as_mut().map(|w| w as _)))?;
         prog.attach().map_err(|e| LoadError::Program {
             name,
             why: chain(&e),
@@ -298,7 +298,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     for &name in SYSCALL_PROGRAMS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
         prog.load()
-            .map_err(|e| refused(name, e, opts.verifier_log))?;
+            .map_err(|e| refused(name, e, verifier_log(opts).as_mut().map(|w| w as _)))?;
         prog.attach("syscalls", name)
             .map_err(|e| LoadError::Program {
                 name,
@@ -335,20 +335,26 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 }
 
 /// A program load that failed: a verifier refusal becomes one line naming the program
-/// and the kernel, its log (tens of lines) printed first when `print_log`.
-pub fn refused(name: &'static str, e: ProgramError, print_log: bool) -> LoadError {
+/// and the kernel, its log (tens of lines) written first to `log` (stderr with `-v`).
+fn refused(name: &'static str, e: ProgramError, log: Option<&mut dyn std::io::Write>) -> LoadError {
     match e {
         ProgramError::LoadError {
             io_error,
             verifier_log,
         } => {
-            let log = verifier_log.to_string();
-            let logged = print_log && !log.trim().is_empty();
-            if logged {
-                eprintln!("tracer: the verifier's log for {name}:");
-                for line in log.lines() {
-                    eprintln!("  {line}");
-                }
+            let text = verifier_log.to_string();
+            let mut logged = false;
+            if let Some(out) = log
+                && !text.trim().is_empty()
+            {
+                let mut write = || -> std::io::Result<()> {
+                    writeln!(out, "tracer: the verifier's log for {name}:")?;
+                    for line in text.lines() {
+                        writeln!(out, "  {line}")?;
+                    }
+                    Ok(())
+                };
+                logged = write().is_ok();
             }
             LoadError::Refused {
                 name,
@@ -362,6 +368,11 @@ pub fn refused(name: &'static str, e: ProgramError, print_log: bool) -> LoadErro
             why: chain(&other),
         },
     }
+}
+
+/// Where a refused program's verifier log goes: stderr with `-v`, else nowhere.
+fn verifier_log(opts: &LoadOptions) -> Option<std::io::Stderr> {
+    opts.verifier_log.then(std::io::stderr)
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
@@ -405,6 +416,69 @@ mod tests {
             text,
             source: source.map(Box::new),
         }
+    }
+
+    /// What the verifier of Linux 5.10 answered the first program before it had a
+    /// 5.10 variant (kernel/bpf/verifier.c check_helper_call), shortened.
+    fn refusal_5_10() -> ProgramError {
+        ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EINVAL),
+            verifier_log: aya_obj::VerifierLog::new(
+                "func#0 @0\n0: R1=ctx(id=0,off=0,imm=0) R10=fp0\n; \
+                 let current = bpf_get_current_task_btf()\n\
+                 12: (85) call unknown#158\ninvalid func unknown#158\n\
+                 processed 12 insns (limit 1000000)\n"
+                    .to_string(),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_one_line_naming_program_and_kernel_and_the_log_goes_to_v() {
+        let release = features::kernel_release();
+        // Without -v: one line, no log, and how to get it.
+        let line = refused("task_newtask", refusal_5_10(), None).to_string();
+        assert_eq!(
+            line,
+            format!(
+                "the kernel (Linux {release}) refused eBPF program task_newtask: Invalid \
+                 argument (os error 22); run with -v for the verifier's log"
+            )
+        );
+        assert!(!line.contains('\n'));
+        // With -v: the same one line, the log written before it.
+        let mut log = Vec::new();
+        let line = refused(
+            "task_newtask",
+            refusal_5_10(),
+            Some(&mut log as &mut dyn std::io::Write),
+        )
+        .to_string();
+        assert!(
+            !line.contains('\n') && !line.contains("unknown#158"),
+            "{line}"
+        );
+        assert!(line.ends_with("; the verifier's log is above"), "{line}");
+        let log = String::from_utf8(log).unwrap();
+        assert!(
+            log.starts_with("tracer: the verifier's log for task_newtask:\n"),
+            "{log}"
+        );
+        assert!(log.contains("  invalid func unknown#158\n"), "{log}");
+    }
+
+    #[test]
+    fn other_load_failures_keep_their_cause() {
+        let e = ProgramError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_prog_load",
+            io_error: std::io::Error::from_raw_os_error(libc::EPERM),
+        });
+        let line = refused("sys_exit_wait4", e, None).to_string();
+        assert!(
+            line.starts_with("loading program sys_exit_wait4 failed: the kernel refused it:")
+                && line.contains("bpf_prog_load"),
+            "{line}"
+        );
     }
 
     #[test]
