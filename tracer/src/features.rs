@@ -31,7 +31,8 @@ pub struct Features {
     /// with the ring buffer), LRU hash maps (4.10).
     pub ring_buffer: bool,
     /// The bpf_get_current_task_btf helper, added in Linux 5.11 (kernel/trace/
-    /// bpf_trace.c, commit 3ca1032ab7ab). Without it the programs read through
+    /// bpf_trace.c, commit "bpf: Implement get_current_task_btf and
+    /// RET_PTR_TO_BTF_ID"). Without it the programs read through
     /// bpf_probe_read_kernel (`Config::task_btf`, tracer-ebpf/src/task.rs read).
     pub task_btf: bool,
 }

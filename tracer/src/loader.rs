@@ -77,7 +77,7 @@ pub enum LoadError {
     )]
     NoBpf,
     #[error(
-        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM (SELinux, AppArmor) or a seccomp profile (a container's) forbids BPF here; run tracer where BPF is allowed"
+        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM (SELinux, AppArmor), a seccomp profile (a container's) or, up to Linux 5.10, the locked-memory limit (ulimit -l) forbids BPF here; run tracer where BPF is allowed"
     )]
     BpfRefused(String),
     // aya's errors repeat their sources in their own text, so each of these holds
@@ -149,6 +149,23 @@ fn probe_bpf() -> Result<(), LoadError> {
         // Anything else (e.g. ENOMEM) is aya's to report with its context.
         _ => Ok(()),
     }
+}
+
+/// Lifts RLIMIT_MEMLOCK for this process. Up to Linux 5.10 every BPF map and program
+/// is charged to the user's locked memory (kernel/bpf/syscall.c
+/// bpf_map_charge_memlock, which answers EPERM past the limit): the 8 MiB ring
+/// alone exceeds the usual 8 MiB limit once a second tracer (or any BPF user) runs
+/// as root. Linux 5.11 charges the memory cgroup instead (commit "bpf: Eliminate
+/// rlimit-based memory accounting for bpf maps") and ignores the
+/// limit, so lifting it is harmless there. Root may raise it (CAP_SYS_RESOURCE);
+/// if that fails the BPF probe that follows reports the refusal.
+fn lift_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct passed; no other precondition.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const unlimited) };
 }
 
 pub struct LoadOptions {
@@ -241,6 +258,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(LoadError::NotRoot);
     }
+    lift_memlock_limit();
     probe_bpf()?;
     let found = features::probe()?;
     if let Some(line) = features::missing(&features::kernel_release(), &found) {
