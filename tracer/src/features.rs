@@ -63,6 +63,16 @@ pub fn probe() -> Result<Features, ProbeError> {
     })
 }
 
+/// Set to 1, this makes the programs take their 5.10 path (bpf_get_current_task and
+/// bpf_probe_read_kernel) on any kernel, so that path is tested and measured on the
+/// host kernel too (docs/bench.md): it runs on every kernel that has the newer one.
+pub const FORCE_PROBE_READ: &str = "TRACER_FORCE_PROBE_READ";
+
+/// Whether [`FORCE_PROBE_READ`] asks for the 5.10 path.
+pub fn forced_probe_read() -> bool {
+    std::env::var_os(FORCE_PROBE_READ).is_some_and(|v| v == "1")
+}
+
 /// The line to end on when the kernel lacks what the programs cannot do without,
 /// naming the first thing missing; None when it has everything.
 pub fn missing(release: &str, features: &Features) -> Option<String> {

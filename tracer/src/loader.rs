@@ -281,7 +281,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         )
     };
     config.wakeup_bytes = opts.ring_size / 4;
-    config.task_btf = u32::from(found.task_btf);
+    config.task_btf = u32::from(found.task_btf && !features::forced_probe_read());
     let aya_btf = aya::Btf::parse(&attach_btf, aya::Endianness::default())
         .map_err(|e| LoadError::AyaBtf(chain(&e)))?;
     drop(attach_btf);
