@@ -288,7 +288,7 @@ pub fn describe(config: &Config) -> String {
             if task_btf != 0 {
                 "kernel memory read with BTF-checked loads (bpf_get_current_task_btf)"
             } else {
-                "kernel memory read with bpf_probe_read_kernel (no bpf_get_current_task_btf)"
+                "kernel memory read with bpf_probe_read_kernel (the path for kernels without bpf_get_current_task_btf)"
             }
         ),
     ]
