@@ -5,9 +5,7 @@
 //! the syscall returned an error.
 
 use aya_ebpf::{
-    helpers::generated::{
-        bpf_get_current_pid_tgid, bpf_probe_read_user_str,
-    },
+    helpers::generated::{bpf_get_current_pid_tgid, bpf_probe_read_user_str},
     macros::tracepoint,
     programs::TracePointContext,
 };

@@ -4,9 +4,7 @@
 //! a fork bomb: EAGAIN once RLIMIT_NPROC or a cgroup's pids.max is reached
 //! (kernel/fork.c copy_process), ENOMEM when memory runs out.
 
-use aya_ebpf::{
-    macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{ForkFailedEvent, kind};
 
 use crate::{

@@ -1,8 +1,7 @@
 //! task/task_newtask: a new process (or, with `threads`, a new thread).
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_pid_tgid},
-    macros::btf_tracepoint,
+    helpers::generated::bpf_get_current_pid_tgid, macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use tracer_common::{ForkEvent, ForkerKey, ForkerStats, kind};
