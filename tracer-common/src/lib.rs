@@ -279,6 +279,12 @@ pub struct Config {
     pub wakeup_bytes: u32,
     /// Non-zero once filled in by the agent; programs do nothing until then.
     pub ready: u32,
+    /// Non-zero when the running kernel has bpf_get_current_task_btf (Linux 5.11,
+    /// kernel/trace/bpf_trace.c): kernel memory is then read with plain loads the
+    /// verifier checks against BTF. Zero (5.10): `current` comes from
+    /// bpf_get_current_task, an untyped number, and every read is a
+    /// bpf_probe_read_kernel call. Probed at load time (tracer/src/features.rs).
+    pub task_btf: u32,
 }
 
 #[cfg(feature = "user")]
@@ -301,4 +307,4 @@ const _: () = assert!(size_of::<FreeEvent>() == 64);
 const _: () = assert!(size_of::<ForkFailedEvent>() == 72);
 const _: () = assert!(size_of::<ForkerKey>() == 16);
 const _: () = assert!(size_of::<ForkerStats>() == 24);
-const _: () = assert!(size_of::<Config>() == 33 * 4);
+const _: () = assert!(size_of::<Config>() == 34 * 4);

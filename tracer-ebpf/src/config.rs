@@ -39,6 +39,7 @@ pub static CONFIG: Config = Config {
     threads: 0,
     wakeup_bytes: 0,
     ready: 0,
+    task_btf: 0,
 };
 
 /// Reads one field of [`CONFIG`]. The volatile read keeps the compiler from

@@ -192,6 +192,8 @@ pub fn resolve(btf: &Btf, tracefs: &Path, threads: bool) -> Result<Config, Kconf
         // A setting, not a layout: the loader sets it from the ring size.
         wakeup_bytes: 0,
         ready: 1,
+        // A feature of the running kernel, not a layout: the loader probes it.
+        task_btf: 0,
     })
 }
 
@@ -251,6 +253,7 @@ pub fn describe(config: &Config) -> String {
         threads,
         wakeup_bytes,
         ready,
+        task_btf,
     } = *config;
     [
         "kernel layout (byte offsets):".to_owned(),
@@ -280,6 +283,14 @@ pub fn describe(config: &Config) -> String {
             "  abi: siginfo_t.si_pid={siginfo_pid} SIGNAL_GROUP_EXIT={signal_group_exit_flag:#x}"
         ),
         format!("  settings: threads={threads} wakeup_bytes={wakeup_bytes} ready={ready}"),
+        format!(
+            "  programs: {}",
+            if task_btf != 0 {
+                "kernel memory read with BTF-checked loads (bpf_get_current_task_btf)"
+            } else {
+                "kernel memory read with bpf_probe_read_kernel (the path for kernels without bpf_get_current_task_btf)"
+            }
+        ),
     ]
     .join("\n")
 }
@@ -602,6 +613,7 @@ mod tests {
             threads: 0,
             wakeup_bytes: 0,
             ready: 1,
+            task_btf: 0,
         };
         assert_eq!(c, expected);
     }

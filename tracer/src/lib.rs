@@ -8,6 +8,7 @@ pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod features;
 pub mod filter;
 pub mod identity;
 pub mod kconfig;

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, ProgramError, TracePoint},
 };
 use tracer_common::{Config, ForkerKey, ForkerStats, kind};
 
-use crate::{btf, kconfig, kernel_log, tracefs};
+use crate::{btf, features, kconfig, kernel_log, tracefs};
 
 /// The eBPF object built by `cargo xtask build` (see tracer/build.rs); empty when
 /// the agent was built without it.
@@ -77,7 +77,7 @@ pub enum LoadError {
     )]
     NoBpf,
     #[error(
-        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM (SELinux, AppArmor) or a seccomp profile (a container's) forbids BPF here; run tracer where BPF is allowed"
+        "the kernel refused bpf(2) to root ({0}): kernel lockdown, an LSM (SELinux, AppArmor), a seccomp profile (a container's) or, up to Linux 5.10, the locked-memory limit (ulimit -l) forbids BPF here; run tracer where BPF is allowed"
     )]
     BpfRefused(String),
     // aya's errors repeat their sources in their own text, so each of these holds
@@ -86,6 +86,22 @@ pub enum LoadError {
     Load(String),
     #[error("loading program {name} failed: the kernel refused it: {why}")]
     Program { name: &'static str, why: String },
+    /// The verifier refused a program: one line; its log is printed with `-v`.
+    #[error(
+        "the kernel (Linux {release}) refused eBPF program {name}: {error}{hint}",
+        hint = if *.logged { "; the verifier's log is above" } else { "; run with -v for the verifier's log" }
+    )]
+    Refused {
+        name: &'static str,
+        release: String,
+        error: String,
+        logged: bool,
+    },
+    #[error(transparent)]
+    Probe(#[from] features::ProbeError),
+    /// The kernel lacks what the programs cannot do without ([`features::missing`]).
+    #[error("{0}")]
+    TooOld(String),
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("eBPF program {0} is missing from the object")]
@@ -135,6 +151,23 @@ fn probe_bpf() -> Result<(), LoadError> {
     }
 }
 
+/// Lifts RLIMIT_MEMLOCK for this process. Up to Linux 5.10 every BPF map and program
+/// is charged to the user's locked memory (kernel/bpf/syscall.c
+/// bpf_map_charge_memlock, which answers EPERM past the limit): the 8 MiB ring
+/// alone exceeds the usual 8 MiB limit once a second tracer (or any BPF user) runs
+/// as root. Linux 5.11 charges the memory cgroup instead (commit "bpf: Eliminate
+/// rlimit-based memory accounting for bpf maps") and ignores the
+/// limit, so lifting it is harmless there. Root may raise it (CAP_SYS_RESOURCE);
+/// if that fails the BPF probe that follows reports the refusal.
+fn lift_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct passed; no other precondition.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const unlimited) };
+}
+
 pub struct LoadOptions {
     /// Ring buffer size in bytes: a power of two, at least one page.
     pub ring_size: u32,
@@ -143,6 +176,8 @@ pub struct LoadOptions {
     /// The programs' own diagnostics (`-vv`, see [`kernel_log`]); when off they
     /// are compiled out by the verifier.
     pub diagnostics: bool,
+    /// Print the verifier's log to stderr when it refuses a program (`-v`).
+    pub verifier_log: bool,
 }
 
 /// The programs, attached. Dropping this detaches them (the links belong to the
@@ -223,7 +258,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(LoadError::NotRoot);
     }
+    lift_memlock_limit();
     probe_bpf()?;
+    let found = features::probe()?;
+    if let Some(line) = features::missing(&features::kernel_release(), &found) {
+        return Err(LoadError::TooOld(line));
+    }
     let tracefs = tracefs::ensure_mounted()?;
     let (mut config, attach_btf) = {
         // Our reader of the kernel's BTF gives the offsets and a slim BTF for
@@ -241,6 +281,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         )
     };
     config.wakeup_bytes = opts.ring_size / 4;
+    config.task_btf = u32::from(found.task_btf && !features::forced_probe_read());
     let aya_btf = aya::Btf::parse(&attach_btf, aya::Endianness::default())
         .map_err(|e| LoadError::AyaBtf(chain(&e)))?;
     drop(attach_btf);
@@ -265,10 +306,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 
     for &name in BTF_PROGRAMS {
         let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
-        prog.load(name, &aya_btf).map_err(|e| LoadError::Program {
-            name,
-            why: chain(&e),
-        })?;
+        prog.load(name, &aya_btf)
+            .map_err(|e| refused(name, e, verifier_log(opts).as_mut().map(|w| w as _)))?;
         prog.attach().map_err(|e| LoadError::Program {
             name,
             why: chain(&e),
@@ -276,10 +315,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     }
     for &name in SYSCALL_PROGRAMS {
         let prog: &mut TracePoint = program(&mut ebpf, name)?;
-        prog.load().map_err(|e| LoadError::Program {
-            name,
-            why: chain(&e),
-        })?;
+        prog.load()
+            .map_err(|e| refused(name, e, verifier_log(opts).as_mut().map(|w| w as _)))?;
         prog.attach("syscalls", name)
             .map_err(|e| LoadError::Program {
                 name,
@@ -313,6 +350,47 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         tracefs,
         kernel_log,
     })
+}
+
+/// A program load that failed: a verifier refusal becomes one line naming the program
+/// and the kernel, its log (tens of lines) written first to `log` (stderr with `-v`).
+fn refused(name: &'static str, e: ProgramError, log: Option<&mut dyn std::io::Write>) -> LoadError {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let text = verifier_log.to_string();
+            let mut logged = false;
+            if let Some(out) = log
+                && !text.trim().is_empty()
+            {
+                let mut write = || -> std::io::Result<()> {
+                    writeln!(out, "tracer: the verifier's log for {name}:")?;
+                    for line in text.lines() {
+                        writeln!(out, "  {line}")?;
+                    }
+                    Ok(())
+                };
+                logged = write().is_ok();
+            }
+            LoadError::Refused {
+                name,
+                release: features::kernel_release(),
+                error: io_error.to_string(),
+                logged,
+            }
+        }
+        other => LoadError::Program {
+            name,
+            why: chain(&other),
+        },
+    }
+}
+
+/// Where a refused program's verifier log goes: stderr with `-v`, else nowhere.
+fn verifier_log(opts: &LoadOptions) -> Option<std::io::Stderr> {
+    opts.verifier_log.then(std::io::stderr)
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
@@ -356,6 +434,69 @@ mod tests {
             text,
             source: source.map(Box::new),
         }
+    }
+
+    /// What the verifier of Linux 5.10 answered the first program before it had a
+    /// 5.10 variant (kernel/bpf/verifier.c check_helper_call), shortened.
+    fn refusal_5_10() -> ProgramError {
+        ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EINVAL),
+            verifier_log: aya_obj::VerifierLog::new(
+                "func#0 @0\n0: R1=ctx(id=0,off=0,imm=0) R10=fp0\n; \
+                 let current = bpf_get_current_task_btf()\n\
+                 12: (85) call unknown#158\ninvalid func unknown#158\n\
+                 processed 12 insns (limit 1000000)\n"
+                    .to_string(),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_one_line_naming_program_and_kernel_and_the_log_goes_to_v() {
+        let release = features::kernel_release();
+        // Without -v: one line, no log, and how to get it.
+        let line = refused("task_newtask", refusal_5_10(), None).to_string();
+        assert_eq!(
+            line,
+            format!(
+                "the kernel (Linux {release}) refused eBPF program task_newtask: Invalid \
+                 argument (os error 22); run with -v for the verifier's log"
+            )
+        );
+        assert!(!line.contains('\n'));
+        // With -v: the same one line, the log written before it.
+        let mut log = Vec::new();
+        let line = refused(
+            "task_newtask",
+            refusal_5_10(),
+            Some(&mut log as &mut dyn std::io::Write),
+        )
+        .to_string();
+        assert!(
+            !line.contains('\n') && !line.contains("unknown#158"),
+            "{line}"
+        );
+        assert!(line.ends_with("; the verifier's log is above"), "{line}");
+        let log = String::from_utf8(log).unwrap();
+        assert!(
+            log.starts_with("tracer: the verifier's log for task_newtask:\n"),
+            "{log}"
+        );
+        assert!(log.contains("  invalid func unknown#158\n"), "{log}");
+    }
+
+    #[test]
+    fn other_load_failures_keep_their_cause() {
+        let e = ProgramError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_prog_load",
+            io_error: std::io::Error::from_raw_os_error(libc::EPERM),
+        });
+        let line = refused("sys_exit_wait4", e, None).to_string();
+        assert!(
+            line.starts_with("loading program sys_exit_wait4 failed: the kernel refused it:")
+                && line.contains("bpf_prog_load"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -57,8 +57,8 @@ enum Command {
     /// Set up, build, then run the workspace tests, kernel tests included (needs root).
     /// Arguments after `--` go to `cargo test`, e.g. `cargo xtask test -- model::`.
     Test {
-        /// Run the kernel tests in a qemu/KVM VM on Debian's kernel VERSION (e.g. 6.1,
-        /// 6.12) instead of the whole suite on the host kernel; arguments after `--`
+        /// Run the kernel tests in a qemu/KVM VM on Debian's kernel VERSION (e.g. 5.10,
+        /// from Debian 11's archive, 6.1, 6.12) instead of the whole suite on the host kernel; arguments after `--`
         /// then go to the kernel test executable, e.g. `-- fork_exit --nocapture`.
         #[arg(long, value_name = "VERSION")]
         kernel: Option<String>,

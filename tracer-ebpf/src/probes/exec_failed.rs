@@ -5,9 +5,7 @@
 //! the syscall returned an error.
 
 use aya_ebpf::{
-    helpers::generated::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_user_str,
-    },
+    helpers::generated::{bpf_get_current_pid_tgid, bpf_probe_read_user_str},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -79,7 +77,7 @@ fn exit(ctx: &TracePointContext) {
     };
     unsafe {
         let ev = &mut *entry.as_mut_ptr();
-        let task = bpf_get_current_task_btf() as *const u8;
+        let task = crate::task::current();
         fill_header(&mut ev.header, kind::EXEC_FAILED, task, true);
         ev.errno = (-ret) as u32;
         // The caller's memory is intact after a failed exec: read the name now.

@@ -4,9 +4,7 @@
 //! a fork bomb: EAGAIN once RLIMIT_NPROC or a cgroup's pids.max is reached
 //! (kernel/fork.c copy_process), ENOMEM when memory runs out.
 
-use aya_ebpf::{
-    helpers::generated::bpf_get_current_task_btf, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{ForkFailedEvent, kind};
 
 use crate::{
@@ -59,7 +57,7 @@ fn check(ctx: &TracePointContext) {
     };
     unsafe {
         let ev = &mut *entry.as_mut_ptr();
-        let task = bpf_get_current_task_btf() as *const u8;
+        let task = crate::task::current();
         fill_header(&mut ev.header, kind::FORK_FAILED, task, true);
         ev.errno = (-ret) as u32;
         ev._pad = 0;

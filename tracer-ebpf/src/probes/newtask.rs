@@ -1,8 +1,7 @@
 //! task/task_newtask: a new process (or, with `threads`, a new thread).
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task_btf},
-    macros::btf_tracepoint,
+    helpers::generated::bpf_get_current_pid_tgid, macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
 use tracer_common::{ForkEvent, ForkerKey, ForkerStats, kind};
@@ -67,7 +66,7 @@ pub fn task_newtask(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 unsafe fn count_forker() {
     unsafe {
-        let current = bpf_get_current_task_btf() as *const u8;
+        let current = crate::task::current();
         let leader = read_ptr(current, conf!(task_group_leader));
         let key = ForkerKey {
             start_ns: read::<u64>(leader, conf!(task_start_boottime)),

@@ -2,7 +2,7 @@
 //! or with a NULL waitid `infop` only who reaped and when.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_user},
+    helpers::generated::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -123,7 +123,7 @@ fn emit(child_pid: u32, syscall: u32, options: u32) {
     };
     unsafe {
         let ev = &mut *entry.as_mut_ptr();
-        let task = bpf_get_current_task_btf() as *const u8;
+        let task = crate::task::current();
         fill_header(&mut ev.header, kind::WAIT, task, true);
         ev.child_pid = child_pid;
         ev.syscall = syscall;

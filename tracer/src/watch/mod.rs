@@ -290,6 +290,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         ring_size: args.ring_size,
         threads: args.threads,
         diagnostics: verbose >= 2,
+        verifier_log: verbose >= 1,
     })?;
     if verbose > 0 {
         eprintln!("tracer: tracefs at {}", loaded.tracefs.display());

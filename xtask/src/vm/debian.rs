@@ -86,14 +86,102 @@ fn apt_get() -> Command {
     apt
 }
 
+/// A Debian release whose kernels the host's own apt sources do not offer, with apt
+/// options that point apt at it for a kernel download only: its own sources list, lists
+/// and cache under `target/vm/apt/<suite>/`, so the host's sources, lists and package
+/// choices are never touched (`Dir::Etc::sourcelist`, `Dir::State::Lists`, `Dir::Cache`
+/// in apt.conf(5)).
+struct Archive {
+    /// The suite, also the directory name: `bullseye`.
+    suite: &'static str,
+    /// Kernel series taken from this archive ("5.10").
+    series: &'static [&'static str],
+    /// Its sources.list lines. Signed with the keys of debian-archive-keyring, which
+    /// Debian 12 ships for bullseye too (/etc/apt/trusted.gpg.d).
+    sources: &'static str,
+}
+
+/// Debian 11 (bullseye) has 5.10, the kernel of Debian 11 and Amazon Linux 2; its newest
+/// builds are in bullseye-security.
+const ARCHIVES: [Archive; 1] = [Archive {
+    suite: "bullseye",
+    series: &["5.10"],
+    sources: "deb http://deb.debian.org/debian bullseye main\n\
+              deb http://deb.debian.org/debian-security bullseye-security main\n",
+}];
+
+/// The archive a kernel series comes from, None for the host's own apt sources.
+fn archive_for(version: &str) -> Option<&'static Archive> {
+    let series = series_of(version);
+    ARCHIVES
+        .iter()
+        .find(|a| a.series.contains(&series.as_str()))
+}
+
+impl Archive {
+    fn dir(&self) -> PathBuf {
+        vm_dir().join("apt").join(self.suite)
+    }
+
+    /// The apt options that make apt-get and apt-cache see this archive only; writes
+    /// its sources list and creates its directories.
+    fn options(&self) -> Result<Vec<String>> {
+        let dir = self.dir();
+        for sub in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
+            fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+        }
+        let list = dir.join("sources.list");
+        fs::write(&list, self.sources)
+            .with_context(|| format!("cannot write {}", list.display()))?;
+        let opts = [
+            ("Dir::Etc::sourcelist", list),
+            // An empty directory: no host sources.list.d entry joins in.
+            ("Dir::Etc::sourceparts", dir.join("sources.list.d")),
+            ("Dir::State::Lists", dir.join("lists")),
+            ("Dir::Cache", dir.join("cache")),
+        ];
+        let mut args = Vec::new();
+        for (key, path) in opts {
+            args.push("-o".to_string());
+            args.push(format!("{key}={}", path.display()));
+        }
+        Ok(args)
+    }
+}
+
+/// apt-get, on the host's sources or on `archive`'s only.
+fn apt_get_in(archive: Option<&Archive>) -> Result<Command> {
+    let mut apt = apt_get();
+    if let Some(archive) = archive {
+        apt.args(archive.options()?);
+    }
+    Ok(apt)
+}
+
 /// The newest generic amd64 kernel package of the series `version` ("6.1", "6.12",
-/// or more precise: "6.1.0-56") that apt knows of.
+/// or more precise: "6.1.0-56") that apt knows of; a series in [`ARCHIVES`] is looked
+/// up in that archive instead of the host's sources.
 pub fn kernel_package(version: &str) -> Result<String> {
+    let archive = archive_for(version);
+    // The archive's own lists start empty: read them in first.
+    if let Some(archive) = archive
+        && !archive.dir().join("lists").read_dir().is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains("_Packages")))
+        })
+    {
+        println!("xtask: reading Debian {}'s package lists", archive.suite);
+        cmd::run(apt_get_in(Some(archive))?.arg("update"))?;
+    }
     let names = |update: bool| -> Result<Vec<String>> {
         if update {
-            cmd::run(apt_get().arg("update"))?;
+            cmd::run(apt_get_in(archive)?.arg("update"))?;
         }
-        let out = cmd::probe(Command::new("apt-cache").args([
+        let mut search = Command::new("apt-cache");
+        if let Some(archive) = archive {
+            search.args(archive.options()?);
+        }
+        let out = cmd::probe(search.args([
             "search",
             "--names-only",
             r"^linux-image-[0-9].*-amd64-unsigned$",
@@ -117,9 +205,13 @@ pub fn kernel_package(version: &str) -> Result<String> {
             .collect();
         series.sort();
         series.dedup();
+        let sources = match archive {
+            Some(a) => format!("Debian {}'s archive", a.suite),
+            None => "the apt sources".to_string(),
+        };
         anyhow!(
-            "no Debian package linux-image-{version}*-amd64-unsigned in the apt sources; \
-             kernels apt offers: {}",
+            "no Debian package linux-image-{version}*-amd64-unsigned in {sources}; \
+             kernels offered there: {}",
             if series.is_empty() {
                 "none".to_string()
             } else {
@@ -191,7 +283,8 @@ pub fn kernel(package: &str) -> Result<Kernel> {
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    let unpacked = download_and_unpack(package)?;
+    let archive = abi_of(package).and_then(archive_for);
+    let unpacked = download_and_unpack(package, archive)?;
     let result = reduce(&unpacked, &dir);
     fs::remove_dir_all(&unpacked)
         .with_context(|| format!("cannot remove {}", unpacked.display()))?;
@@ -237,20 +330,20 @@ fn parse_ready(dir: &Path, text: &str) -> Option<Kernel> {
 }
 
 /// `apt-get download` then `dpkg-deb -x` into `target/vm/unpack-<package>`; the .deb is removed.
-fn download_and_unpack(package: &str) -> Result<PathBuf> {
+fn download_and_unpack(package: &str, archive: Option<&Archive>) -> Result<PathBuf> {
     let downloads = vm_dir().join("downloads");
     fs::create_dir_all(&downloads)
         .with_context(|| format!("cannot create {}", downloads.display()))?;
-    let download = || {
+    let download = || -> Result<()> {
         cmd::run(
-            apt_get()
+            apt_get_in(archive)?
                 .current_dir(&downloads)
                 .args(["download", package]),
         )
     };
     if download().is_err() {
         println!("xtask: the download failed; updating the package lists and trying again");
-        cmd::run(apt_get().arg("update"))?;
+        cmd::run(apt_get_in(archive)?.arg("update"))?;
         download()?;
     }
     // apt names it <package>_<version>_<arch>.deb, with ':' of an epoch as %3a.
@@ -332,7 +425,7 @@ pub fn busybox() -> Result<PathBuf> {
         println!("xtask: busybox present ({})", binary.display());
         return Ok(binary);
     }
-    let unpacked = download_and_unpack("busybox-static")?;
+    let unpacked = download_and_unpack("busybox-static", None)?;
     let source = unpacked.join("bin/busybox");
     fs::copy(&source, &binary).with_context(|| format!("cannot copy {}", source.display()))?;
     fs::remove_dir_all(&unpacked)?;
@@ -389,6 +482,23 @@ mod tests {
             "a bare major means its newest kernel"
         );
         assert_eq!(newest("6.1.0-5", &all), None, "not a prefix of 6.1.0-56");
+    }
+
+    #[test]
+    fn takes_5_10_from_bullseye_and_the_rest_from_the_host() {
+        assert_eq!(archive_for("5.10").map(|a| a.suite), Some("bullseye"));
+        assert_eq!(archive_for("5.10.0-35").map(|a| a.suite), Some("bullseye"));
+        let package = "linux-image-5.10.0-35-amd64-unsigned";
+        assert_eq!(
+            abi_of(package).and_then(archive_for).map(|a| a.suite),
+            Some("bullseye")
+        );
+        assert!(archive_for("6.1").is_none());
+        assert!(archive_for("6.12").is_none());
+        assert!(
+            archive_for("5.1").is_none(),
+            "5.1 is not a prefix of the 5.10 series"
+        );
     }
 
     #[test]
