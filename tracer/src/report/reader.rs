@@ -23,9 +23,11 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -689,6 +691,12 @@ pub fn read_all(sources: &[Source], progress: &mut Progress) -> Result<Records, 
 }
 
 /// [`read_all`] with `stdin` standing for `-`.
+///
+/// Parsing JSON is the cost of reading, so inputs are parsed in parallel: each file
+/// on one thread of a pool as large as the machine's cores
+/// ([`std::thread::available_parallelism`]), stdin on the calling thread (it is
+/// not `Send`). What each input gave is then put together in the order the inputs
+/// were given, so the result is the same as reading them one after the other.
 pub fn read_sources(
     sources: &[Source],
     stdin: &mut dyn Read,
@@ -697,7 +705,6 @@ pub fn read_sources(
     if sources.iter().filter(|s| **s == Source::Stdin).count() > 1 {
         return Err(ReadError::StdinTwice);
     }
-    let mut b = Builder::default();
     let total: Option<u64> = sources
         .iter()
         .map(|s| match s {
@@ -709,30 +716,129 @@ pub fn read_sources(
         })
         .sum();
     progress.start(total);
-    for source in sources {
-        let name = source.name();
-        let reader: Box<dyn Read + '_> = match source {
-            Source::File(p) => Box::new(std::fs::File::open(p).map_err(|e| ReadError::Open {
-                name: name.clone(),
-                error: e,
-            })?),
-            Source::Stdin => Box::new(&mut *stdin),
-        };
-        b.read_input(name, BufReader::with_capacity(256 * 1024, reader), progress)?;
-    }
+    let files: Vec<(usize, &PathBuf)> = sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Source::File(p) => Some((i, p)),
+            Source::Stdin => None,
+        })
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(files.len());
+    let mut parts: Vec<Option<Result<Builder, ReadError>>> = std::iter::repeat_with(|| None)
+        .take(sources.len())
+        .collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, files) = (&next, &files);
+            scope.spawn(move || {
+                while let Some(&(i, path)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut told = Told::new(|bytes, lines| {
+                        let _ = tx.send(Msg::Progress(bytes, lines));
+                    });
+                    let part = read_file(path, &mut |b, l| told.advance(b, l));
+                    told.flush();
+                    let _ = tx.send(Msg::Done(i, Box::new(part)));
+                }
+            });
+        }
+        drop(tx);
+        if let Some(i) = sources.iter().position(|s| *s == Source::Stdin) {
+            let mut b = Builder::default();
+            let reader = BufReader::with_capacity(256 * 1024, &mut *stdin);
+            let r = b.read_input(Source::Stdin.name(), reader, &mut |bytes, lines| {
+                progress.advance(bytes, lines);
+            });
+            parts[i] = Some(r.map(|()| b));
+        }
+        for msg in rx {
+            match msg {
+                Msg::Progress(bytes, lines) => progress.advance(bytes, lines),
+                Msg::Done(i, part) => parts[i] = Some(*part),
+            }
+        }
+    });
     progress.finish();
-    Ok(b.finish())
+    let mut all = Builder::default();
+    let parts: Vec<Builder> = parts
+        .into_iter()
+        .map(|p| p.expect("every input was read"))
+        .collect::<Result<_, _>>()?;
+    all.absorb_all(parts);
+    Ok(all.finish())
+}
+
+/// What a reading thread tells the thread that shows progress.
+enum Msg {
+    Progress(u64, u64),
+    Done(usize, Box<Result<Builder, ReadError>>),
+}
+
+/// Progress of one thread, passed on in batches (a message per line would cost
+/// more than the line).
+struct Told<F: FnMut(u64, u64)> {
+    bytes: u64,
+    lines: u64,
+    tell: F,
+}
+
+impl<F: FnMut(u64, u64)> Told<F> {
+    const EVERY: u64 = 4096;
+
+    fn new(tell: F) -> Self {
+        Told {
+            bytes: 0,
+            lines: 0,
+            tell,
+        }
+    }
+
+    fn advance(&mut self, bytes: u64, lines: u64) {
+        self.bytes += bytes;
+        self.lines += lines;
+        if self.lines >= Self::EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.bytes > 0 || self.lines > 0 {
+            (self.tell)(self.bytes, self.lines);
+        }
+        self.bytes = 0;
+        self.lines = 0;
+    }
+}
+
+/// One file, read on its own.
+fn read_file(path: &PathBuf, advance: &mut dyn FnMut(u64, u64)) -> Result<Builder, ReadError> {
+    let name = Source::File(path.clone()).name();
+    let file = std::fs::File::open(path).map_err(|e| ReadError::Open {
+        name: name.clone(),
+        error: e,
+    })?;
+    let mut b = Builder::default();
+    b.read_input(name, BufReader::with_capacity(256 * 1024, file), advance)?;
+    Ok(b)
 }
 
 /// Reads records from in-memory inputs: (name, bytes). For tests and callers that
 /// already hold the data.
 pub fn read_bytes(inputs: &[(&str, &[u8])]) -> Result<Records, ReadError> {
-    let mut b = Builder::default();
-    let mut progress = Progress::quiet();
+    let mut parts = Vec::with_capacity(inputs.len());
     for (name, data) in inputs {
-        b.read_input(name.to_string(), *data, &mut progress)?;
+        let mut b = Builder::default();
+        b.read_input(name.to_string(), *data, &mut |_, _| {})?;
+        parts.push(b);
     }
-    Ok(b.finish())
+    let mut all = Builder::default();
+    all.absorb_all(parts);
+    Ok(all.finish())
 }
 
 /// Gaps in `seq` within one input: lines missing from it.
@@ -823,7 +929,7 @@ impl Builder {
         &mut self,
         name: String,
         mut reader: impl BufRead,
-        progress: &mut Progress,
+        advance: &mut dyn FnMut(u64, u64),
     ) -> Result<(), ReadError> {
         let read_error = |e| ReadError::Read {
             name: name.clone(),
@@ -841,9 +947,9 @@ impl Builder {
             };
             let decoder = zstd::stream::read::Decoder::with_buffer(counted).map_err(read_error)?;
             let decoded = BufReader::with_capacity(256 * 1024, decoder);
-            return self.read_lines(name, decoded, progress, Some(count));
+            return self.read_lines(name, decoded, advance, Some(count));
         }
-        self.read_lines(name, reader, progress, None)
+        self.read_lines(name, reader, advance, None)
     }
 
     /// Reads the lines of one input. `compressed` counts the bytes read from a
@@ -852,7 +958,7 @@ impl Builder {
         &mut self,
         name: String,
         reader: impl BufRead,
-        progress: &mut Progress,
+        advance: &mut dyn FnMut(u64, u64),
         compressed: Option<Rc<Cell<u64>>>,
     ) -> Result<(), ReadError> {
         let mut stats = InputStats {
@@ -882,7 +988,7 @@ impl Builder {
             stats.lines = line_no;
             self.line(&mut stats, &mut seq, line_no, line);
             let now = compressed.as_ref().map_or(lines.bytes_read(), |c| c.get());
-            progress.advance(now - last_bytes, 1);
+            advance(now - last_bytes, 1);
             last_bytes = now;
         }
         stats.bytes = compressed.map_or(lines.bytes_read(), |c| c.get());
@@ -993,6 +1099,58 @@ impl Builder {
             line,
             record,
         });
+    }
+
+    /// Takes in what each input gave when read on its own, in the order the inputs
+    /// were given: runs met again are widened, and input and run numbers shifted, so
+    /// the result is what reading them in turn would have built.
+    fn absorb_all(&mut self, parts: Vec<Builder>) {
+        let total: usize = parts.iter().map(|p| p.records.len()).sum();
+        self.records.reserve_exact(total);
+        for part in parts {
+            self.absorb(part);
+        }
+    }
+
+    fn absorb(&mut self, part: Builder) {
+        let input_base = self.inputs.len();
+        let runs: Vec<usize> = part.runs.into_iter().map(|r| self.add_run(r)).collect();
+        for mut rec in part.records {
+            rec.run = runs[rec.run];
+            rec.input += input_base;
+            self.records.push(rec);
+        }
+        for (run, input, meta) in part.metas {
+            self.metas.push((runs[run], input + input_base, meta));
+        }
+        self.inputs.extend(part.inputs);
+        for (kind, n) in part.bad {
+            *self.bad.entry(kind).or_default() += n;
+        }
+        let room = KEEP_BAD.saturating_sub(self.first_bad.len());
+        self.first_bad.extend(part.first_bad.into_iter().take(room));
+    }
+
+    /// A run read from a later input: new, or the same host and boot as one
+    /// already known (widened; its clock offset is the earlier input's, as the
+    /// first readable `ts` sets it).
+    fn add_run(&mut self, r: Run) -> usize {
+        let key = (r.host.clone(), r.boot_id.clone());
+        match self.run_index.get(&key) {
+            Some(&i) => {
+                let known = &mut self.runs[i];
+                known.first_ktime_ns = known.first_ktime_ns.min(r.first_ktime_ns);
+                known.last_ktime_ns = known.last_ktime_ns.max(r.last_ktime_ns);
+                known.wall_offset_ns = known.wall_offset_ns.or(r.wall_offset_ns);
+                i
+            }
+            None => {
+                let i = self.runs.len();
+                self.runs.push(r);
+                self.run_index.insert(key, i);
+                i
+            }
+        }
     }
 
     fn finish(mut self) -> Records {
