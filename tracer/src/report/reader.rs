@@ -19,6 +19,7 @@
 //! [`Run::meta`]. `seq` continues across the files of one run, so rotated files
 //! show no gap of their own.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -253,26 +254,36 @@ pub enum ReadError {
 /// The raw fields of a line. Everything is optional here; what a type needs is
 /// checked in [`convert`], so a missing field is reported by name.
 #[derive(Deserialize)]
-struct Raw {
-    #[serde(rename = "type")]
-    ty: Option<String>,
+struct Raw<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
     seq: Option<u64>,
-    ts: Option<String>,
+    #[serde(borrow)]
+    ts: Option<Cow<'a, str>>,
     ktime_ns: Option<u64>,
-    host: Option<String>,
-    boot_id: Option<String>,
+    #[serde(borrow)]
+    host: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    boot_id: Option<Cow<'a, str>>,
     pid: Option<u32>,
     tid: Option<u32>,
     ppid: Option<u32>,
-    proc_id: Option<String>,
-    comm: Option<String>,
+    #[serde(borrow)]
+    proc_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    comm: Option<Cow<'a, str>>,
     uid: Option<u32>,
-    cgroup: Option<String>,
+    #[serde(borrow)]
+    cgroup: Option<Cow<'a, str>>,
     cgroup_id: Option<u64>,
-    filename: Option<String>,
-    argv: Option<Vec<String>>,
-    state: Option<String>,
-    parent_proc_id: Option<String>,
+    #[serde(borrow)]
+    filename: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    argv: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    state: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    parent_proc_id: Option<Cow<'a, str>>,
     thread: Option<bool>,
     clone_flags: Option<u64>,
     argv_truncated: Option<bool>,
@@ -285,7 +296,8 @@ struct Raw {
     lifetime_ns: Option<u64>,
     zombie_ns: Option<u64>,
     reaper_pid: Option<u32>,
-    reaper_comm: Option<String>,
+    #[serde(borrow)]
+    reaper_comm: Option<Cow<'a, str>>,
     autoreap: Option<bool>,
     inferred: Option<bool>,
     reaped_after_ns: Option<u64>,
@@ -410,20 +422,29 @@ fn text(s: String) -> String {
     }
 }
 
+/// [`text`] of a field borrowed from the line: no copy unless it has escapes.
+fn text_cow(s: Cow<'_, str>) -> Cow<'_, str> {
+    if s.contains('\\') {
+        Cow::Owned(String::from_utf8_lossy(&unescape(&s)).into_owned())
+    } else {
+        s
+    }
+}
+
 /// The part of a parsed line common to every record, before it is placed in a run.
-struct Parsed {
-    host: String,
-    boot_id: String,
-    ts: Option<String>,
+struct Parsed<'a> {
+    host: Cow<'a, str>,
+    boot_id: Cow<'a, str>,
+    ts: Option<Cow<'a, str>>,
     seq: u64,
     /// The record, and its subject's cgroup path (shared when the record is kept).
     record: Record,
-    cgroup: Option<String>,
+    cgroup: Option<Cow<'a, str>>,
 }
 
 /// What a line is: a record, or the `meta` header of a file.
-enum Item {
-    Record(Parsed),
+enum Item<'a> {
+    Record(Parsed<'a>),
     Meta {
         host: String,
         boot_id: String,
@@ -445,8 +466,8 @@ const PROCESS_TYPES: [&str; 9] = [
 ];
 
 /// Parses one line into a record, or says why it cannot be one.
-fn parse_line(line: &[u8]) -> Result<Item, Skip> {
-    let raw: Raw = serde_json::from_slice(line).map_err(|e| {
+fn parse_line(line: &[u8]) -> Result<Item<'_>, Skip> {
+    let raw: Raw<'_> = serde_json::from_slice(line).map_err(|e| {
         let kind = match e.classify() {
             serde_json::error::Category::Data => {
                 // Valid JSON of the wrong shape: not an object at all, or a field of
@@ -464,7 +485,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let Some(ty) = raw.ty else {
         return Err((BadKind::NotARecord, "no \"type\"".into()));
     };
-    if !["lost", "meta", "end"].contains(&ty.as_str()) && !PROCESS_TYPES.contains(&ty.as_str()) {
+    if !["lost", "meta", "end"].contains(&&*ty) && !PROCESS_TYPES.contains(&&*ty) {
         return Err((BadKind::UnknownType, format!("type {ty:?}")));
     }
     let ktime_ns = need(raw.ktime_ns, "ktime_ns")?;
@@ -473,9 +494,9 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let boot_id = need(raw.boot_id, "boot_id")?;
     if ty == "meta" {
         return Ok(Item::Meta {
-            host,
-            boot_id,
-            ts: raw.ts,
+            host: host.into_owned(),
+            boot_id: boot_id.into_owned(),
+            ts: raw.ts.map(Cow::into_owned),
             meta: Meta {
                 ktime_ns,
                 seq,
@@ -509,7 +530,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
                 cgroup_id: raw.cgroup_id.unwrap_or(0),
                 cgroup: None,
             },
-            raw.cgroup.map(text),
+            raw.cgroup.map(text_cow),
         ))
     };
     let (subject, cgroup) = match subject {
@@ -517,10 +538,10 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         None => (None, None),
     };
 
-    let argv = |a: Option<Vec<String>>| -> Vec<Vec<u8>> {
+    let argv = |a: Option<Vec<Cow<'_, str>>>| -> Vec<Vec<u8>> {
         a.unwrap_or_default().iter().map(|s| bytes(s)).collect()
     };
-    let body = match ty.as_str() {
+    let body = match &*ty {
         "process" => Body::Process {
             filename: raw.filename.as_deref().map(bytes),
             argv: argv(raw.argv),
@@ -895,6 +916,8 @@ struct Builder {
     metas: Vec<(usize, usize, Meta)>,
     runs: Vec<Run>,
     run_index: HashMap<(String, String), usize>,
+    /// The run of the last line read.
+    last_run: Option<usize>,
     cgroups: HashSet<Arc<str>>,
     inputs: Vec<InputStats>,
     bad: BTreeMap<BadKind, u64>,
@@ -1031,7 +1054,7 @@ impl Builder {
                 stats.end = None;
                 stats.records += 1;
                 seq.check(meta.seq, stats);
-                let run = self.run_of(host, boot_id, meta.ktime_ns, ts.as_deref());
+                let run = self.run_of(&host, &boot_id, meta.ktime_ns, ts.as_deref());
                 self.metas.push((run, self.inputs.len(), meta));
             }
             Err((kind, detail)) => {
@@ -1049,25 +1072,33 @@ impl Builder {
     }
 
     /// The run of (host, boot), created if new, widened to `ktime_ns`.
-    fn run_of(&mut self, host: String, boot_id: String, ktime_ns: u64, ts: Option<&str>) -> usize {
-        let key = (host, boot_id);
-        let run = match self.run_index.get(&key) {
-            Some(&i) => i,
-            None => {
-                let i = self.runs.len();
-                self.runs.push(Run {
-                    host: key.0.clone(),
-                    boot_id: key.1.clone(),
-                    wall_offset_ns: None,
-                    first_ktime_ns: ktime_ns,
-                    last_ktime_ns: ktime_ns,
-                    records: BTreeMap::new(),
-                    meta: Vec::new(),
-                });
-                self.run_index.insert(key, i);
-                i
+    fn run_of(&mut self, host: &str, boot_id: &str, ktime_ns: u64, ts: Option<&str>) -> usize {
+        // Most lines are of the run of the line before: no key built for them.
+        let same = |r: &Run| r.host == host && r.boot_id == boot_id;
+        let run = match self.last_run {
+            Some(i) if same(&self.runs[i]) => i,
+            _ => {
+                let key = (host.to_owned(), boot_id.to_owned());
+                match self.run_index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.runs.len();
+                        self.runs.push(Run {
+                            host: key.0.clone(),
+                            boot_id: key.1.clone(),
+                            wall_offset_ns: None,
+                            first_ktime_ns: ktime_ns,
+                            last_ktime_ns: ktime_ns,
+                            records: BTreeMap::new(),
+                            meta: Vec::new(),
+                        });
+                        self.run_index.insert(key, i);
+                        i
+                    }
+                }
             }
         };
+        self.last_run = Some(run);
         let r = &mut self.runs[run];
         r.first_ktime_ns = r.first_ktime_ns.min(ktime_ns);
         r.last_ktime_ns = r.last_ktime_ns.max(ktime_ns);
@@ -1081,9 +1112,9 @@ impl Builder {
 
     fn add(&mut self, p: Parsed, input: usize, line: u64) {
         let mut record = p.record;
-        let run = self.run_of(p.host, p.boot_id, record.ktime_ns, p.ts.as_deref());
+        let run = self.run_of(&p.host, &p.boot_id, record.ktime_ns, p.ts.as_deref());
         if let Some(s) = record.subject.as_mut() {
-            s.cgroup = p.cgroup.map(|c| match self.cgroups.get(c.as_str()) {
+            s.cgroup = p.cgroup.map(|c| match self.cgroups.get(&*c) {
                 Some(shared) => Arc::clone(shared),
                 None => {
                     let shared: Arc<str> = Arc::from(c);
