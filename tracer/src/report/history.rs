@@ -377,7 +377,7 @@ impl History {
         while let Some(rec) = recs.pop() {
             h.apply(rec);
             taken += 1;
-            if taken % TAKE_SHRINK_EVERY == 0 {
+            if taken.is_multiple_of(TAKE_SHRINK_EVERY) {
                 recs.shrink_to_fit();
             }
         }
