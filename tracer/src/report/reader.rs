@@ -1136,20 +1136,34 @@ impl Builder {
     /// were given: runs met again are widened, and input and run numbers shifted, so
     /// the result is what reading them in turn would have built.
     fn absorb_all(&mut self, parts: Vec<Builder>) {
-        let total: usize = parts.iter().map(|p| p.records.len()).sum();
-        self.records.reserve_exact(total);
         for part in parts {
             self.absorb(part);
         }
     }
 
-    fn absorb(&mut self, part: Builder) {
+    fn absorb(&mut self, mut part: Builder) {
         let input_base = self.inputs.len();
         let runs: Vec<usize> = part.runs.into_iter().map(|r| self.add_run(r)).collect();
-        for mut rec in part.records {
+        let renumber = |rec: &mut Rec| {
             rec.run = runs[rec.run];
             rec.input += input_base;
-            self.records.push(rec);
+        };
+        if self.records.is_empty() {
+            part.records.iter_mut().for_each(renumber);
+            self.records = part.records;
+        } else {
+            // Moved from the end, the part's buffer shrinking as it empties, so the
+            // records are not held twice; `finish` sorts them by a key that is
+            // unique to each record, so the order they are moved in does not matter.
+            let mut moved = 0usize;
+            while let Some(mut rec) = part.records.pop() {
+                renumber(&mut rec);
+                self.records.push(rec);
+                moved += 1;
+                if moved.is_multiple_of(1 << 16) {
+                    part.records.shrink_to_fit();
+                }
+            }
         }
         for (run, input, meta) in part.metas {
             self.metas.push((runs[run], input + input_base, meta));
@@ -1213,7 +1227,10 @@ impl Builder {
             .map(|&old| runs[old].take().expect("each run once"))
             .collect();
 
-        self.records.sort_by(|a, b| {
+        // (input, line) is unique to a record, so an unstable sort orders them
+        // the same as a stable one, without the stable sort's buffer of half
+        // the records.
+        self.records.sort_unstable_by(|a, b| {
             (a.run, a.record.ktime_ns, a.seq, a.input, a.line).cmp(&(
                 b.run,
                 b.record.ktime_ns,
