@@ -93,6 +93,14 @@ pub fn check_record(v: &Value) -> Result<(), String> {
         field(v, "uid", U64, true)?;
         field(v, "cgroup", Str, true)?;
         field(v, "cgroup_id", U64, false)?;
+        field(v, "unit", Str, true)?;
+        field(v, "container_id", Str, true)?;
+        field(v, "pod_uid", Str, true)?;
+        if let Some(id) = v["container_id"].as_str()
+            && (id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!("container_id {id:?} is not 64 hex digits"));
+        }
     }
     match ty {
         "process" => {
@@ -322,7 +330,7 @@ mod tests {
 
     fn exit_line(seq: u64, extra: &str) -> String {
         format!(
-            r#"{{"seq":{seq},"type":"exit","ts":"2024-05-01T12:34:56.5Z","ktime_ns":1,"host":"h","boot_id":"b","pid":5,"tid":5,"ppid":1,"proc_id":"5-7","comm":"x","uid":0,"cgroup":null,"cgroup_id":0,"core_dumped":false,"lifetime_ns":3,"thread":false{extra}}}"#
+            r#"{{"seq":{seq},"type":"exit","ts":"2024-05-01T12:34:56.5Z","ktime_ns":1,"host":"h","boot_id":"b","pid":5,"tid":5,"ppid":1,"proc_id":"5-7","comm":"x","uid":0,"cgroup":null,"cgroup_id":0,"unit":null,"container_id":null,"pod_uid":null,"core_dumped":false,"lifetime_ns":3,"thread":false{extra}}}"#
         )
     }
 

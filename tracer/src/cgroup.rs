@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::identity::{self, Identity};
 use crate::record::Record;
 
 /// How often at most a lookup miss may walk the hierarchy again.
@@ -40,6 +41,9 @@ pub struct CgroupResolver {
     rescan_interval: Duration,
     /// Directories we could not read for reasons other than their removal.
     scan_errors: u64,
+    /// What each cgroup's path names, parsed on the first record of that cgroup.
+    /// As `by_id`, kept for the run: ids are not reused, and there are few.
+    identities: HashMap<u64, Identity>,
 }
 
 impl Default for CgroupResolver {
@@ -68,6 +72,7 @@ impl CgroupResolver {
             last_scan: None,
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
             scan_errors: 0,
+            identities: HashMap::new(),
         }
     }
 
@@ -118,12 +123,29 @@ impl CgroupResolver {
     }
 
     /// The host stage's part of a record: its subject's cgroup path, from its id,
-    /// so every sink shows the same path without resolving it again.
+    /// and the unit, container and pod that path names, so every sink shows the
+    /// same values without resolving them again.
     pub fn fill(&mut self, rec: &mut Record) {
-        if let Some(s) = rec.subject.as_mut()
-            && s.cgroup.is_none()
-        {
+        let Some(s) = rec.subject.as_mut() else {
+            return;
+        };
+        if s.cgroup.is_none() {
             s.cgroup = self.shared_path(s.cgroup_id);
+        }
+        if let Some(path) = &s.cgroup
+            && s.cgroup_id != 0
+            && s.unit.is_none()
+            && s.container_id.is_none()
+            && s.pod_uid.is_none()
+        {
+            // Parsed once per cgroup; every record of it shares the strings.
+            let ident = self
+                .identities
+                .entry(s.cgroup_id)
+                .or_insert_with(|| identity::parse(path));
+            s.unit.clone_from(&ident.unit);
+            s.container_id.clone_from(&ident.container_id);
+            s.pod_uid.clone_from(&ident.pod_uid);
         }
     }
 
@@ -346,6 +368,9 @@ pub(crate) mod tests {
                 uid: Some(0),
                 cgroup_id,
                 cgroup: None,
+                unit: None,
+                container_id: None,
+                pod_uid: None,
             }),
             body: crate::record::Body::ForkFailed { errno: 11 },
             uncertain: false,
@@ -420,6 +445,57 @@ pub(crate) mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// The host stage names the unit, container and pod of a record's cgroup,
+    /// parsed once per cgroup and shared by all its records.
+    #[test]
+    fn fill_names_unit_and_container_once_per_cgroup() {
+        const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+        let t = TempTree::new("ident");
+        let docker = format!("system.slice/docker-{ID}.scope");
+        fs::create_dir_all(t.0.join(&docker)).unwrap();
+        let record = |cgroup_id| Record {
+            ktime_ns: 1,
+            subject: Some(crate::record::Subject {
+                pid: 1,
+                tid: 1,
+                ppid: 0,
+                proc_id: crate::record::ProcId {
+                    pid: 1,
+                    start_ticks: 1,
+                },
+                comm: crate::event::Comm::new(b"init"),
+                uid: Some(0),
+                cgroup_id,
+                cgroup: None,
+                unit: None,
+                container_id: None,
+                pod_uid: None,
+            }),
+            body: crate::record::Body::ForkFailed { errno: 11 },
+            uncertain: false,
+        };
+        let mut r = CgroupResolver::with_root(Some(t.0.clone()));
+        let mut filled = |id| {
+            let mut rec = record(id);
+            r.fill(&mut rec);
+            rec.subject.unwrap()
+        };
+        let (a, b) = (
+            filled(t.ino("system.slice/ssh.service")),
+            filled(t.ino("system.slice/ssh.service")),
+        );
+        assert_eq!(a.unit.as_deref(), Some("ssh.service"));
+        assert_eq!((a.container_id, a.pod_uid), (None, None));
+        assert!(Arc::ptr_eq(&a.unit.unwrap(), &b.unit.unwrap()));
+        let c = filled(t.ino(&docker));
+        assert_eq!(c.unit.as_deref(), Some(&*format!("docker-{ID}.scope")));
+        assert_eq!(c.container_id.as_deref(), Some(ID));
+        let root = filled(t.ino(""));
+        assert_eq!(root.cgroup.as_deref(), Some("/"));
+        assert_eq!((root.unit, root.container_id), (None, None));
+        assert_eq!(r.identities.len(), 3, "one parse per cgroup");
     }
 
     #[test]

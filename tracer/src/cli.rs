@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{report, watch};
+use crate::{convert, report, watch};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -43,6 +43,12 @@ EXAMPLES:
     tracer report --perfetto t.json --flamegraph f.svg run.jsonl  # timeline and flame graph files
     zcat old.jsonl.gz | tracer report -       # read a compressed recording from stdin";
 
+const CONVERT_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer convert events.jsonl* -o /srv/parquet   # a recording and its rotated files to Parquet
+    zcat old.jsonl.gz | tracer convert - -o pq     # from stdin
+    duckdb -c \"select type, count(*) from read_parquet('pq/**/*.parquet', hive_partitioning=true) group by type\"";
+
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about = "Trace process lifecycles: fork, exec, exit, zombies and who reaps them", after_help = EXAMPLES)]
 pub struct Cli {
@@ -64,6 +70,9 @@ pub enum Command {
     /// Report on recorded JSON Lines: top forkers, fork rate, zombies, crashes, the tree.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(Box<report::Args>),
+    /// Convert recorded JSON Lines to Parquet (zstd, partitioned by host and date) for SQL engines.
+    #[command(after_help = CONVERT_EXAMPLES)]
+    Convert(convert::Args),
 }
 
 /// Entry point: parses arguments, runs the command, turns errors into one line.
@@ -72,6 +81,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Watch(args) => watch::run_blocking(args, cli.verbose),
         Command::Report(args) => report::run(args),
+        Command::Convert(args) => convert::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -101,6 +111,18 @@ mod tests {
         assert_eq!(cli.verbose, 1);
         assert!(matches!(cli.command, Command::Report(r) if r.files == [PathBuf::from("a.jsonl")]));
         assert!(Cli::try_parse_from(["tracer"]).is_err());
+        let cli = Cli::try_parse_from(["tracer", "convert", "a.jsonl", "-", "-o", "pq"]).unwrap();
+        assert!(matches!(cli.command, Command::Convert(c)
+            if c.files == [PathBuf::from("a.jsonl"), PathBuf::from("-")]
+                && c.output.as_path() == std::path::Path::new("pq") && c.file_mode == 0o600));
+        // -o is required: there is no default place to write to.
+        assert!(Cli::try_parse_from(["tracer", "convert", "a.jsonl"]).is_err());
+        // --parquet-dir holds the output file's records: it needs -o.
+        assert!(Cli::try_parse_from(["tracer", "watch", "--parquet-dir", "pq"]).is_err());
+        let cli =
+            Cli::try_parse_from(["tracer", "watch", "-o", "f", "--parquet-dir", "pq"]).unwrap();
+        assert!(matches!(cli.command, Command::Watch(w)
+            if w.file.parquet_dir == Some(PathBuf::from("pq"))));
     }
 
     /// Each subcommand's help shows its own examples, and says what -v does where.

@@ -61,6 +61,12 @@ pub struct Subject {
     /// (`crate::cgroup::CgroupResolver::fill`) before a writer sees the record;
     /// `None` from the model and when it is unknown. Shared: few distinct paths.
     pub cgroup: Option<Arc<str>>,
+    /// The systemd unit or scope of `cgroup`, its container (all 64 hex digits)
+    /// and Kubernetes pod, where the path says ([`crate::identity`]); put in by
+    /// the host stage with `cgroup`, `None` from the model.
+    pub unit: Option<Arc<str>>,
+    pub container_id: Option<Arc<str>>,
+    pub pod_uid: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

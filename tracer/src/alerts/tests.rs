@@ -51,6 +51,9 @@ impl World {
             uid: Some(p.uid),
             cgroup_id: p.cgroup_id,
             cgroup: None,
+            unit: None,
+            container_id: None,
+            pod_uid: None,
         }
     }
 

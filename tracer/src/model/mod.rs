@@ -431,6 +431,9 @@ impl Model {
             uid: Some(task.uid),
             cgroup_id: task.cgroup_id,
             cgroup: None,
+            unit: None,
+            container_id: None,
+            pod_uid: None,
         }
     }
 
@@ -446,6 +449,9 @@ impl Model {
             uid: p.uid,
             cgroup_id: p.cgroup_id,
             cgroup: None,
+            unit: None,
+            container_id: None,
+            pod_uid: None,
         })
     }
 }

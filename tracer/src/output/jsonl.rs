@@ -241,6 +241,13 @@ fn encode(
         opt_num(out, "uid", s.uid.map(u64::from));
         opt_string(out, "cgroup", s.cgroup.as_deref().map(str::as_bytes));
         num(out, "cgroup_id", s.cgroup_id);
+        opt_string(out, "unit", s.unit.as_deref().map(str::as_bytes));
+        opt_string(
+            out,
+            "container_id",
+            s.container_id.as_deref().map(str::as_bytes),
+        );
+        opt_string(out, "pod_uid", s.pod_uid.as_deref().map(str::as_bytes));
     }
 
     match &rec.body {
@@ -484,6 +491,9 @@ mod tests {
             uid: Some(1000),
             cgroup_id: 0,
             cgroup: None,
+            unit: None,
+            container_id: None,
+            pod_uid: None,
         }
     }
 
@@ -549,6 +559,9 @@ mod tests {
                 ("uid", json!(1000)),
                 ("cgroup", Value::Null),
                 ("cgroup_id", json!(0)),
+                ("unit", Value::Null),
+                ("container_id", Value::Null),
+                ("pod_uid", Value::Null),
             ];
             for (k, v) in process {
                 assert_eq!(m.remove(k), Some(v), "field {k}");
@@ -795,6 +808,7 @@ mod tests {
     /// The writer writes the path the record carries; it resolves nothing.
     #[test]
     fn cgroup_path_comes_from_the_record() {
+        const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
         let mut r = rec(Body::Process {
             filename: None,
             argv: vec![],
@@ -804,11 +818,24 @@ mod tests {
         r.subject = Some(Subject {
             cgroup_id: 4242,
             cgroup: Some("/system.slice/x.service".into()),
+            unit: Some("x.service".into()),
+            container_id: Some(ID.into()),
+            pod_uid: Some("5c2e1f0a-1b2c-4d3e-8f9a-0b1c2d3e4f5a".into()),
             ..subject()
         });
-        let m = roundtrip(&[r]).remove(0);
+        let m = roundtrip(std::slice::from_ref(&r)).remove(0);
         assert_eq!(m["cgroup"], json!("/system.slice/x.service"));
         assert_eq!(m["cgroup_id"], json!(4242));
+        assert_eq!(m["unit"], json!("x.service"));
+        assert_eq!(m["container_id"], json!(ID));
+        assert_eq!(m["pod_uid"], json!("5c2e1f0a-1b2c-4d3e-8f9a-0b1c2d3e4f5a"));
+        // Written in this order, after `cgroup_id`, so a reader of the text sees
+        // who the process is next to where it is.
+        let mut w = JsonlWriter::new(Vec::new(), info());
+        let line = String::from_utf8(w.render(1, &r).to_vec()).unwrap();
+        let at = |k: &str| line.find(&format!("\"{k}\":")).unwrap();
+        assert!(at("cgroup_id") < at("unit") && at("unit") < at("container_id"));
+        assert!(at("container_id") < at("pod_uid"));
     }
 
     fn sample_alert(end: bool) -> Alert {

@@ -1,6 +1,6 @@
 //! Turning [`Record`]s into output: JSON Lines for machines ([`JsonlWriter`],
 //! schema in docs/events.md) and one readable line per event for people
-//! ([`TextWriter`]).
+//! ([`TextWriter`]), and Parquet files for SQL engines ([`parquet::ParquetSink`]).
 //!
 //! Both writers own the sink and add the per-run fields (wall clock, host, boot
 //! id). They resolve nothing: the cgroup path is in the record before they see it
@@ -9,6 +9,9 @@
 pub mod escape;
 pub mod file;
 pub mod jsonl;
+pub mod parquet;
+#[cfg(test)]
+mod parquet_tests;
 pub mod text;
 pub mod time;
 

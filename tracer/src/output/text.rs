@@ -588,6 +588,9 @@ mod tests {
             uid: Some(0),
             cgroup_id: 0,
             cgroup: None,
+            unit: None,
+            container_id: None,
+            pod_uid: None,
         }
     }
 

@@ -134,6 +134,8 @@ pub struct Proc {
     pub uid: Option<u32>,
     /// cgroup when first seen.
     pub cgroup: Option<Arc<str>>,
+    /// The unit, container and pod its records named with that cgroup.
+    pub identity: crate::identity::Identity,
     /// The executable it started with: the snapshot's `/proc/PID/exe`, or for a
     /// forked process its parent's executable at the fork.
     pub image: Option<Arc<[u8]>>,
@@ -156,6 +158,15 @@ pub struct Proc {
     pub uncertain: bool,
 }
 
+/// The unit, container and pod a record names.
+fn identity_of(s: &Subject) -> crate::identity::Identity {
+    crate::identity::Identity {
+        unit: s.unit.clone(),
+        container_id: s.container_id.clone(),
+        pod_uid: s.pod_uid.clone(),
+    }
+}
+
 impl Proc {
     fn new(run: usize, id: ProcId, ktime_ns: u64) -> Proc {
         Proc {
@@ -173,6 +184,7 @@ impl Proc {
             comm: Comm::default(),
             uid: None,
             cgroup: None,
+            identity: Default::default(),
             image: None,
             argv: Vec::new(),
             state: None,
@@ -502,6 +514,7 @@ impl History {
             }
             if p.cgroup.is_none() {
                 p.cgroup.clone_from(&s.cgroup);
+                p.identity = identity_of(s);
             }
         }
         if ktime_ns >= p.last_ns || first {
@@ -596,6 +609,7 @@ impl History {
                         pp.start_comm = s.comm;
                         pp.comm = s.comm;
                         pp.cgroup.clone_from(&s.cgroup);
+                        pp.identity = identity_of(s);
                     }
                 }
             }

@@ -19,6 +19,7 @@ pub mod outfile;
 pub mod perfetto;
 pub mod progress;
 pub mod reader;
+pub mod services;
 pub mod stats;
 pub mod text;
 pub mod tree;

@@ -276,6 +276,9 @@ struct Raw<'a> {
     #[serde(borrow)]
     cgroup: Option<Cow<'a, str>>,
     cgroup_id: Option<u64>,
+    unit: Option<String>,
+    container_id: Option<String>,
+    pod_uid: Option<String>,
     #[serde(borrow)]
     filename: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -437,9 +440,13 @@ struct Parsed<'a> {
     boot_id: Cow<'a, str>,
     ts: Option<Cow<'a, str>>,
     seq: u64,
-    /// The record, and its subject's cgroup path (shared when the record is kept).
+    /// The record, and its subject's cgroup path, unit, container id and pod uid
+    /// (shared when the record is kept).
     record: Record,
     cgroup: Option<Cow<'a, str>>,
+    /// Boxed, and `None` when all three are null: most records have none, and
+    /// this keeps [`Item`] small.
+    identity: Option<Box<[Option<String>; 3]>>,
 }
 
 /// What a line is: a record, or the `meta` header of a file.
@@ -529,13 +536,20 @@ fn parse_line(line: &[u8]) -> Result<Item<'_>, Skip> {
                 uid: raw.uid,
                 cgroup_id: raw.cgroup_id.unwrap_or(0),
                 cgroup: None,
+                unit: None,
+                container_id: None,
+                pod_uid: None,
             },
             raw.cgroup.map(text_cow),
+            match (raw.unit, raw.container_id, raw.pod_uid) {
+                (None, None, None) => None,
+                (u, c, p) => Some(Box::new([u.map(text), c.map(text), p.map(text)])),
+            },
         ))
     };
-    let (subject, cgroup) = match subject {
-        Some((s, c)) => (Some(s), c),
-        None => (None, None),
+    let (subject, cgroup, identity) = match subject {
+        Some((s, c, i)) => (Some(s), c, i),
+        None => (None, None, None),
     };
 
     let argv = |a: Option<Vec<Cow<'_, str>>>| -> Vec<Vec<u8>> {
@@ -678,6 +692,7 @@ fn parse_line(line: &[u8]) -> Result<Item<'_>, Skip> {
             uncertain: raw.uncertain.unwrap_or(false),
         },
         cgroup,
+        identity,
     }))
 }
 
@@ -918,6 +933,7 @@ struct Builder {
     run_index: HashMap<(String, String), usize>,
     /// The run of the last line read.
     last_run: Option<usize>,
+    /// Interned subject strings: cgroup paths, units, container ids, pod uids.
     cgroups: HashSet<Arc<str>>,
     inputs: Vec<InputStats>,
     bad: BTreeMap<BadKind, u64>,
@@ -1114,14 +1130,22 @@ impl Builder {
         let mut record = p.record;
         let run = self.run_of(&p.host, &p.boot_id, record.ktime_ns, p.ts.as_deref());
         if let Some(s) = record.subject.as_mut() {
-            s.cgroup = p.cgroup.map(|c| match self.cgroups.get(&*c) {
-                Some(shared) => Arc::clone(shared),
-                None => {
-                    let shared: Arc<str> = Arc::from(c);
-                    self.cgroups.insert(Arc::clone(&shared));
-                    shared
-                }
-            });
+            // Few distinct values: one shared copy of each.
+            let mut share = |c: Option<&str>| {
+                c.map(|c| match self.cgroups.get(c) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let shared: Arc<str> = Arc::from(c);
+                        self.cgroups.insert(Arc::clone(&shared));
+                        shared
+                    }
+                })
+            };
+            s.cgroup = share(p.cgroup.as_deref());
+            let [unit, container_id, pod_uid] = p.identity.map(|b| *b).unwrap_or_default();
+            s.unit = share(unit.as_deref());
+            s.container_id = share(container_id.as_deref());
+            s.pod_uid = share(pod_uid.as_deref());
         }
         self.records.push(Rec {
             run,

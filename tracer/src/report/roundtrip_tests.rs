@@ -137,6 +137,9 @@ impl Rng {
             uid: self.opt(Rng::u32),
             cgroup_id: self.u64(),
             cgroup: self.opt(|r| Arc::clone(&cgroups[r.below(cgroups.len() as u64) as usize])),
+            unit: self.opt(|r| Arc::from(r.text(30))),
+            container_id: self.opt(|r| Arc::from(r.text(64))),
+            pod_uid: self.opt(|r| Arc::from(r.text(36))),
         }
     }
 

@@ -243,6 +243,9 @@ pub struct TopForkers {
     pub by_parent: Vec<ParentForker>,
     pub by_executable: Vec<GroupForker>,
     pub by_cgroup: Vec<GroupForker>,
+    /// Forks per systemd unit and per container, over all hosts
+    /// ([`super::services`]).
+    pub by_service: super::services::ByService,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -826,7 +829,19 @@ fn top_forkers(cx: &Ctx, top: usize) -> TopForkers {
         mean_per_sec: mean_per_sec(&g.times),
         children_ran: children_ran(h, &g.children),
     };
+    // Today's hook of the services fold: one fork per forked process, under the
+    // unit and container its records named (what `add` counts from the records).
+    let mut services = super::services::Services::default();
+    for (child, _, _) in forks(h) {
+        let id = &h.procs[child].identity;
+        services.add_fork(
+            id.unit.as_ref(),
+            id.container_id.as_ref(),
+            id.pod_uid.as_ref(),
+        );
+    }
     TopForkers {
+        by_service: services.finish(top),
         by_parent: parents,
         by_executable: rank(by_exe, top)
             .into_iter()

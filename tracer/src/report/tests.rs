@@ -1830,3 +1830,77 @@ fn process_filters_choose_what_is_counted() {
         assert_eq!(h.find(p.run, p.id), Some(i));
     }
 }
+
+/// Forks are ranked by the unit and container the records name, over all hosts;
+/// container ids stay whole in the JSON and the text.
+#[test]
+fn top_forkers_by_unit_and_container() {
+    const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+    const POD: &str = "5c2e1f0a-1b2c-4d3e-8f9a-0b1c2d3e4f5a";
+    let scope = format!("cri-containerd-{ID}.scope");
+    let mut w = W::new();
+    w.process(0, 1, 0, "systemd", Some("/usr/lib/systemd/systemd"), "S");
+    let mut fork = |t: u64, pid: u32, unit: Option<&str>, cid: Option<&str>, pod: Option<&str>| {
+        let parent = w.id(1);
+        w.starts.insert(pid, (BASE + t * MS) / 10_000_000);
+        let v = w.with(
+            pid,
+            1,
+            "sh",
+            json!({"parent_proc_id": parent, "thread": false, "clone_flags": 17,
+                   "unit": unit, "container_id": cid, "pod_uid": pod}),
+        );
+        w.push("fork", t, v);
+    };
+    for i in 0..4 {
+        fork(10 + i, 300 + i as u32, Some("nginx.service"), None, None);
+    }
+    for i in 0..2 {
+        fork(20 + i, 400 + i as u32, Some(&scope), Some(ID), Some(POD));
+    }
+    fork(30, 500, None, None, None);
+    let rep = report(&w.text());
+    let s = &rep.top_forkers.by_service;
+    assert_eq!(s.forks, 7);
+    let units: Vec<(Option<&str>, u64)> = (s.by_unit.iter())
+        .map(|u| (u.unit.as_deref(), u.forks))
+        .collect();
+    assert_eq!(
+        units,
+        [(Some("nginx.service"), 4), (Some(&*scope), 2), (None, 1)]
+    );
+    assert_eq!(s.container_forks, 2);
+    let c = &s.by_container[0];
+    assert_eq!(
+        (c.container_id.as_str(), c.pod_uid.as_deref(), c.forks),
+        (ID, Some(POD), 2)
+    );
+
+    let v = serde_json::to_value(&rep).unwrap();
+    let by = &v["top_forkers"]["by_service"];
+    assert_eq!(
+        by["by_unit"][0],
+        json!({"unit": "nginx.service", "forks": 4})
+    );
+    assert_eq!(by["by_container"][0]["container_id"], json!(ID));
+    assert_eq!(by["forks_over_cap"], json!(0));
+
+    let t = text::render(&rep);
+    let at = t.find("by unit (all hosts)").expect(&t);
+    let table: Vec<&str> = t[at..].lines().take(7).collect();
+    assert!(
+        table[1].contains("nginx.service") && table[1].ends_with(" 4"),
+        "{t}"
+    );
+    assert!(
+        table[2].starts_with("    cri-containerd-3f2a") && table[2].ends_with(" 2"),
+        "{t}"
+    );
+    assert!(
+        table[3].contains("(no unit)") && table[3].ends_with(" 1"),
+        "{t}"
+    );
+    assert!(table[4].starts_with("  by container"), "{t}");
+    assert_eq!(table[5], format!("    {ID}        2"));
+    assert_eq!(table[6], format!("      in pod {POD}"));
+}

@@ -229,6 +229,58 @@ fn group_rows(o: &mut String, heading: &str, rows: &[GroupForker], hosts: bool, 
     }
 }
 
+/// Forks by systemd unit and by container ([`super::services`]), over all hosts.
+fn service_rows(o: &mut String, b: &super::services::ByService) {
+    let units = b.by_unit.iter().any(|u| u.unit.is_some());
+    if !units && b.by_container.is_empty() {
+        // No record named a unit or container (no systemd, or a recording made
+        // before tracer wrote them): the tables would say nothing.
+        return;
+    }
+    if units {
+        let _ = writeln!(o, "  {:<NAME$} {:>8}", "by unit (all hosts)", "forks");
+    }
+    for u in b.by_unit.iter().filter(|_| units) {
+        let name = u.unit.as_deref().unwrap_or("(no unit)");
+        let _ = writeln!(
+            o,
+            "    {:<w$} {:>8}",
+            fit_middle(name, NAME - 2),
+            thousands(u.forks),
+            w = NAME - 2
+        );
+    }
+    if !b.by_container.is_empty() {
+        // Ids in full, as the records have them (`docker ps` shows the first 12).
+        let _ = writeln!(o, "  {:<66} {:>8}", "by container", "forks");
+        for c in &b.by_container {
+            let _ = writeln!(o, "    {:<64} {:>8}", c.container_id, thousands(c.forks));
+            if let Some(pod) = &c.pod_uid {
+                let _ = writeln!(o, "      in pod {pod}");
+            }
+        }
+    }
+    if b.forks_over_cap > 0 {
+        let _ = writeln!(
+            o,
+            "    {} forks in units or containers past the first {} are in no row",
+            thousands(b.forks_over_cap),
+            thousands(super::services::MAX_KEYS as u64)
+        );
+    }
+}
+
+/// Cuts a name to `max` characters in the middle, keeping its end (`.scope`).
+fn fit_middle(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(max - 7).collect();
+    let tail: String = s.chars().skip(n - 6).collect();
+    format!("{head}…{tail}")
+}
+
 /// `/bin/true 100, /bin/sh 3`.
 fn counts(list: &[super::stats::Count]) -> String {
     let v: Vec<String> = (list.iter())
@@ -287,6 +339,7 @@ fn top_forkers(o: &mut String, r: &Report, hosts: bool) {
         false,
     );
     group_rows(o, "by cgroup", &t.by_cgroup, hosts, true);
+    service_rows(o, &t.by_service);
     if !r.top_executed.is_empty() {
         let _ = writeln!(o, "  {:<NAME$} {:>8}", "most executed", "execs");
         for e in &r.top_executed {

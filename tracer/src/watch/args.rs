@@ -130,6 +130,11 @@ pub struct FileArgs {
     /// Replace an existing FILE (its records are lost).
     #[arg(long, requires = "output")]
     pub force: bool,
+    /// Also write the output file's records as Parquet under DIR (zstd, in
+    /// `host=H/date=YYYY-MM-DD/` partitions, the columns of `tracer convert`): one file
+    /// per output file (per rotation) and UTC day, given its name when complete.
+    #[arg(long, value_name = "DIR", requires = "output")]
+    pub parquet_dir: Option<PathBuf>,
 }
 
 /// When `watch` raises `alert` records (docs/events.md); each is raised once per

@@ -178,6 +178,9 @@ mod tests {
             uid: Some(uid),
             cgroup_id: 0,
             cgroup: None,
+            unit: None,
+            container_id: None,
+            pod_uid: None,
         }
     }
 

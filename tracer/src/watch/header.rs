@@ -52,6 +52,7 @@ pub fn options(args: &Args) -> Value {
         "compress": args.file.compress,
         "file_mode": format!("{:04o}", args.file.file_mode),
         "append": args.file.append,
+        "parquet_dir": args.file.parquet_dir.as_ref().map(|p| p.to_string_lossy()),
         "alerts": alerts,
         "filters": filters(args),
     })

@@ -7,6 +7,7 @@ mod filter;
 mod gone;
 mod header;
 mod on_alert;
+mod parquet;
 mod recheck;
 mod sinks;
 mod summary;
@@ -157,12 +158,32 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
         )
         .into());
     }
+    if to_stdout && args.file.parquet_dir.is_some() {
+        bail!(
+            "--parquet-dir needs -o FILE: it holds the output file's records, and stdout (`-o -`) is no file"
+        );
+    }
+    if let Some(dir) = &args.file.parquet_dir {
+        if dir.exists() && !dir.is_dir() {
+            bail!(
+                "{}: not a directory; give --parquet-dir a directory to write the Parquet files under",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --parquet-dir {}", dir.display()))?;
+    }
     let mut file = None;
     if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
+        let meta = header::meta_fields(args);
+        let parquet = (args.file.parquet_dir.as_deref()).map(|dir| {
+            parquet::ParquetOut::new(dir, path, args.file.file_mode, info.clone(), &meta)
+        });
         file = Some(FileSink {
             name: path.display().to_string(),
             w: JsonlWriter::unbuffered(open_output(path, args)?, info.clone()),
-            meta: header::meta_fields(args),
+            meta,
+            parquet,
         });
     }
     if to_stdout || !args.quiet {

@@ -16,6 +16,7 @@ use crate::{
 };
 
 use super::filter::RecordFilter;
+use super::parquet::ParquetOut;
 
 /// The output file (`-o FILE`): JSON Lines, rotated and reopened, each file
 /// starting with its header (docs/events.md, `meta`).
@@ -25,6 +26,8 @@ pub struct FileSink {
     pub w: JsonlWriter<OutputFile>,
     /// The `meta` record's own fields, rendered once ([`super::header::meta_fields`]).
     pub meta: Vec<u8>,
+    /// `--parquet-dir`: the same records as Parquet, one file per output file.
+    pub parquet: Option<ParquetOut>,
 }
 
 pub struct Sinks {
@@ -181,7 +184,11 @@ impl Sinks {
         }
         if let Some(f) = self.file.as_mut() {
             let result = f.w.write(rec);
+            let ok = result.is_ok();
             self.file_result("writing to", result, 1);
+            if ok {
+                self.parquet_write(Some(rec), None);
+            }
         }
         if let Body::Alert(alert) = &rec.body
             && self.on_alert.is_some()
@@ -305,7 +312,11 @@ impl Sinks {
         let now = super::boottime_ns();
         *self.counts.entry("meta").or_default() += 1;
         let result = f.w.write_meta(now, &f.meta);
+        let ok = result.is_ok();
         self.file_result("writing to", result, 1);
+        if ok {
+            self.parquet_write(None, Some(now));
+        }
         if let Some(model) = model {
             let mut snapshot = Vec::new();
             model.snapshot(now, &mut snapshot);
@@ -325,7 +336,11 @@ impl Sinks {
                 };
                 *self.counts.entry(rec.body.type_name()).or_default() += 1;
                 let result = f.w.write(rec);
+                let ok = result.is_ok();
                 self.file_result("writing to", result, 1);
+                if ok {
+                    self.parquet_write(Some(rec), None);
+                }
             }
         }
         if let Some(f) = self.file.as_mut() {
@@ -354,7 +369,62 @@ impl Sinks {
         };
         *self.counts.entry("end").or_default() += 1;
         let result = f.w.write(&rec);
+        let ok = result.is_ok();
         self.file_result("writing to", result, 1);
+        if ok {
+            self.parquet_write(Some(&rec), None);
+        }
+        // The output file is done (the run ends, or it is rotated or reopened):
+        // so are its Parquet files.
+        self.parquet_roll();
+    }
+
+    /// The record (or, with `meta_at`, the `meta` record) the output file just
+    /// took, with its `seq`, to the Parquet files.
+    fn parquet_write(&mut self, rec: Option<&Record>, meta_at: Option<u64>) {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        let seq = f.w.records_written();
+        let Some(p) = f.parquet.as_mut() else {
+            return;
+        };
+        let result = match (rec, meta_at) {
+            (Some(rec), _) => p.write(seq, rec),
+            (None, Some(ktime_ns)) => p.write_meta(seq, ktime_ns),
+            (None, None) => return,
+        };
+        if let Err(e) = result {
+            let name = p.name.clone();
+            let e = io::Error::other(e.to_string());
+            note_failure(
+                &mut self.failed,
+                &mut self.failing,
+                &name,
+                "writing Parquet under",
+                &e,
+                1,
+            );
+        }
+    }
+
+    /// Finishes the Parquet files of the output file that just ended.
+    fn parquet_roll(&mut self) {
+        let Some(p) = self.file.as_mut().and_then(|f| f.parquet.as_mut()) else {
+            return;
+        };
+        if let Err(e) = p.roll() {
+            let name = p.name.clone();
+            let e = io::Error::other(e.to_string());
+            note_failure(
+                &mut self.failed,
+                &mut self.failing,
+                &name,
+                "writing Parquet under",
+                &e,
+                0,
+            );
+        }
     }
 
     /// The highest fork rates the alert engine saw, per parent, executable and
@@ -460,6 +530,8 @@ impl Sinks {
             }
         }
         self.flush();
+        // Files the `end` record did not finish (a run with no `end` written).
+        self.parquet_roll();
         if let Some(f) = self.file.as_mut() {
             let result = f.w.get_mut().close();
             self.file_result("writing to", result, 0);
@@ -561,6 +633,9 @@ mod tests {
                 uid: Some(0),
                 cgroup_id: 0,
                 cgroup: None,
+                unit: None,
+                container_id: None,
+                pod_uid: None,
             }),
             body,
             uncertain: false,
