@@ -279,3 +279,53 @@ fn gzip_is_still_refused_with_what_to_do() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn files_read_in_parallel_give_what_reading_them_in_turn_gives() {
+    // Rotated files of one run (one compressed), a second host, a bad line: read
+    // from disk by the thread pool, and from memory one after the other.
+    let (a, b) = rotated();
+    let other = a.replace("\"web-1\"", "\"web-2\"") + "not json\n";
+    let bz = zstd(b.as_bytes());
+    let inputs: [(&str, &[u8]); 4] = [
+        ("a.jsonl", a.as_bytes()),
+        ("b.jsonl.zst", &bz),
+        ("other.jsonl", other.as_bytes()),
+        ("a-again.jsonl", a.as_bytes()),
+    ];
+    let dir = std::env::temp_dir().join(format!("tracer-report-par-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sources = Vec::new();
+    for (name, data) in &inputs {
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        sources.push(reader::Source::File(path));
+    }
+    let mut from_disk =
+        reader::read_all(&sources, &mut super::progress::Progress::quiet()).expect("readable");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Named by path from disk: compare by file name.
+    for b in &mut from_disk.first_bad {
+        b.input = b.input.rsplit('/').next().unwrap().to_string();
+    }
+    let in_turn = read(&inputs);
+    assert_eq!(from_disk.records, in_turn.records);
+    assert_eq!(from_disk.runs, in_turn.runs);
+    assert_eq!(from_disk.bad, in_turn.bad);
+    assert_eq!(from_disk.duplicates, in_turn.duplicates);
+    assert!(from_disk.duplicates > 0);
+    let names = |r: &Records| -> Vec<String> {
+        r.inputs
+            .iter()
+            .map(|i| i.name.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&from_disk),
+        ["a.jsonl", "b.jsonl.zst", "other.jsonl", "a-again.jsonl"]
+    );
+    assert_eq!(names(&from_disk), names(&in_turn));
+    assert_eq!(from_disk.first_bad.len(), 1);
+    assert_eq!(from_disk.first_bad, in_turn.first_bad);
+    assert_eq!(figures(&from_disk), figures(&in_turn));
+}

@@ -26,6 +26,9 @@ use crate::output::escape::json_text;
 use crate::record::{Body, Record, Subject};
 use crate::record::{NS_PER_TICK, ProcId};
 
+/// [`History::take`] gives back the records' buffer after this many records.
+const TAKE_SHRINK_EVERY: usize = 1 << 16;
+
 /// Index into [`History::procs`].
 pub type ProcIdx = usize;
 
@@ -370,14 +373,25 @@ impl History {
     }
 
     /// Builds the history and takes the records out of `records` on the way (the
-    /// history holds what they said), so a large input is not held twice.
+    /// history holds what they said), so a large input is not held twice: the
+    /// records' own buffer is given back as the history grows, not at the end.
     pub fn take(records: &mut Records) -> History {
         let mut h = History {
             runs: records.runs.clone(),
             ..Default::default()
         };
-        for rec in std::mem::take(&mut records.records) {
+        let mut recs = std::mem::take(&mut records.records);
+        // Taken from the end, so the buffer can shrink in place as it empties
+        // (a large allocation is its own mapping: glibc's realloc shrinks it with
+        // mremap, without copying).
+        recs.reverse();
+        let mut taken = 0usize;
+        while let Some(rec) = recs.pop() {
             h.apply(rec);
+            taken += 1;
+            if taken.is_multiple_of(TAKE_SHRINK_EVERY) {
+                recs.shrink_to_fit();
+            }
         }
         h.finish();
         h

@@ -19,13 +19,16 @@
 //! [`Run::meta`]. `seq` continues across the files of one run, so rotated files
 //! show no gap of their own.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -251,29 +254,39 @@ pub enum ReadError {
 /// The raw fields of a line. Everything is optional here; what a type needs is
 /// checked in [`convert`], so a missing field is reported by name.
 #[derive(Deserialize)]
-struct Raw {
-    #[serde(rename = "type")]
-    ty: Option<String>,
+struct Raw<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
     seq: Option<u64>,
-    ts: Option<String>,
+    #[serde(borrow)]
+    ts: Option<Cow<'a, str>>,
     ktime_ns: Option<u64>,
-    host: Option<String>,
-    boot_id: Option<String>,
+    #[serde(borrow)]
+    host: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    boot_id: Option<Cow<'a, str>>,
     pid: Option<u32>,
     tid: Option<u32>,
     ppid: Option<u32>,
-    proc_id: Option<String>,
-    comm: Option<String>,
+    #[serde(borrow)]
+    proc_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    comm: Option<Cow<'a, str>>,
     uid: Option<u32>,
-    cgroup: Option<String>,
+    #[serde(borrow)]
+    cgroup: Option<Cow<'a, str>>,
     cgroup_id: Option<u64>,
     unit: Option<String>,
     container_id: Option<String>,
     pod_uid: Option<String>,
-    filename: Option<String>,
-    argv: Option<Vec<String>>,
-    state: Option<String>,
-    parent_proc_id: Option<String>,
+    #[serde(borrow)]
+    filename: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    argv: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    state: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    parent_proc_id: Option<Cow<'a, str>>,
     thread: Option<bool>,
     clone_flags: Option<u64>,
     argv_truncated: Option<bool>,
@@ -286,7 +299,8 @@ struct Raw {
     lifetime_ns: Option<u64>,
     zombie_ns: Option<u64>,
     reaper_pid: Option<u32>,
-    reaper_comm: Option<String>,
+    #[serde(borrow)]
+    reaper_comm: Option<Cow<'a, str>>,
     autoreap: Option<bool>,
     inferred: Option<bool>,
     reaped_after_ns: Option<u64>,
@@ -411,24 +425,33 @@ fn text(s: String) -> String {
     }
 }
 
+/// [`text`] of a field borrowed from the line: no copy unless it has escapes.
+fn text_cow(s: Cow<'_, str>) -> Cow<'_, str> {
+    if s.contains('\\') {
+        Cow::Owned(String::from_utf8_lossy(&unescape(&s)).into_owned())
+    } else {
+        s
+    }
+}
+
 /// The part of a parsed line common to every record, before it is placed in a run.
-struct Parsed {
-    host: String,
-    boot_id: String,
-    ts: Option<String>,
+struct Parsed<'a> {
+    host: Cow<'a, str>,
+    boot_id: Cow<'a, str>,
+    ts: Option<Cow<'a, str>>,
     seq: u64,
     /// The record, and its subject's cgroup path, unit, container id and pod uid
     /// (shared when the record is kept).
     record: Record,
-    cgroup: Option<String>,
+    cgroup: Option<Cow<'a, str>>,
     /// Boxed, and `None` when all three are null: most records have none, and
     /// this keeps [`Item`] small.
     identity: Option<Box<[Option<String>; 3]>>,
 }
 
 /// What a line is: a record, or the `meta` header of a file.
-enum Item {
-    Record(Parsed),
+enum Item<'a> {
+    Record(Parsed<'a>),
     Meta {
         host: String,
         boot_id: String,
@@ -450,8 +473,8 @@ const PROCESS_TYPES: [&str; 9] = [
 ];
 
 /// Parses one line into a record, or says why it cannot be one.
-fn parse_line(line: &[u8]) -> Result<Item, Skip> {
-    let raw: Raw = serde_json::from_slice(line).map_err(|e| {
+fn parse_line(line: &[u8]) -> Result<Item<'_>, Skip> {
+    let raw: Raw<'_> = serde_json::from_slice(line).map_err(|e| {
         let kind = match e.classify() {
             serde_json::error::Category::Data => {
                 // Valid JSON of the wrong shape: not an object at all, or a field of
@@ -469,7 +492,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let Some(ty) = raw.ty else {
         return Err((BadKind::NotARecord, "no \"type\"".into()));
     };
-    if !["lost", "meta", "end"].contains(&ty.as_str()) && !PROCESS_TYPES.contains(&ty.as_str()) {
+    if !["lost", "meta", "end"].contains(&&*ty) && !PROCESS_TYPES.contains(&&*ty) {
         return Err((BadKind::UnknownType, format!("type {ty:?}")));
     }
     let ktime_ns = need(raw.ktime_ns, "ktime_ns")?;
@@ -478,9 +501,9 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
     let boot_id = need(raw.boot_id, "boot_id")?;
     if ty == "meta" {
         return Ok(Item::Meta {
-            host,
-            boot_id,
-            ts: raw.ts,
+            host: host.into_owned(),
+            boot_id: boot_id.into_owned(),
+            ts: raw.ts.map(Cow::into_owned),
             meta: Meta {
                 ktime_ns,
                 seq,
@@ -517,7 +540,7 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
                 container_id: None,
                 pod_uid: None,
             },
-            raw.cgroup.map(text),
+            raw.cgroup.map(text_cow),
             match (raw.unit, raw.container_id, raw.pod_uid) {
                 (None, None, None) => None,
                 (u, c, p) => Some(Box::new([u.map(text), c.map(text), p.map(text)])),
@@ -529,10 +552,10 @@ fn parse_line(line: &[u8]) -> Result<Item, Skip> {
         None => (None, None, None),
     };
 
-    let argv = |a: Option<Vec<String>>| -> Vec<Vec<u8>> {
+    let argv = |a: Option<Vec<Cow<'_, str>>>| -> Vec<Vec<u8>> {
         a.unwrap_or_default().iter().map(|s| bytes(s)).collect()
     };
-    let body = match ty.as_str() {
+    let body = match &*ty {
         "process" => Body::Process {
             filename: raw.filename.as_deref().map(bytes),
             argv: argv(raw.argv),
@@ -704,6 +727,12 @@ pub fn read_all(sources: &[Source], progress: &mut Progress) -> Result<Records, 
 }
 
 /// [`read_all`] with `stdin` standing for `-`.
+///
+/// Parsing JSON is the cost of reading, so inputs are parsed in parallel: each file
+/// on one thread of a pool as large as the machine's cores
+/// ([`std::thread::available_parallelism`]), stdin on the calling thread (it is
+/// not `Send`). What each input gave is then put together in the order the inputs
+/// were given, so the result is the same as reading them one after the other.
 pub fn read_sources(
     sources: &[Source],
     stdin: &mut dyn Read,
@@ -712,7 +741,6 @@ pub fn read_sources(
     if sources.iter().filter(|s| **s == Source::Stdin).count() > 1 {
         return Err(ReadError::StdinTwice);
     }
-    let mut b = Builder::default();
     let total: Option<u64> = sources
         .iter()
         .map(|s| match s {
@@ -724,30 +752,129 @@ pub fn read_sources(
         })
         .sum();
     progress.start(total);
-    for source in sources {
-        let name = source.name();
-        let reader: Box<dyn Read + '_> = match source {
-            Source::File(p) => Box::new(std::fs::File::open(p).map_err(|e| ReadError::Open {
-                name: name.clone(),
-                error: e,
-            })?),
-            Source::Stdin => Box::new(&mut *stdin),
-        };
-        b.read_input(name, BufReader::with_capacity(256 * 1024, reader), progress)?;
-    }
+    let files: Vec<(usize, &PathBuf)> = sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Source::File(p) => Some((i, p)),
+            Source::Stdin => None,
+        })
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(files.len());
+    let mut parts: Vec<Option<Result<Builder, ReadError>>> = std::iter::repeat_with(|| None)
+        .take(sources.len())
+        .collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, files) = (&next, &files);
+            scope.spawn(move || {
+                while let Some(&(i, path)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut told = Told::new(|bytes, lines| {
+                        let _ = tx.send(Msg::Progress(bytes, lines));
+                    });
+                    let part = read_file(path, &mut |b, l| told.advance(b, l));
+                    told.flush();
+                    let _ = tx.send(Msg::Done(i, Box::new(part)));
+                }
+            });
+        }
+        drop(tx);
+        if let Some(i) = sources.iter().position(|s| *s == Source::Stdin) {
+            let mut b = Builder::default();
+            let reader = BufReader::with_capacity(256 * 1024, &mut *stdin);
+            let r = b.read_input(Source::Stdin.name(), reader, &mut |bytes, lines| {
+                progress.advance(bytes, lines);
+            });
+            parts[i] = Some(r.map(|()| b));
+        }
+        for msg in rx {
+            match msg {
+                Msg::Progress(bytes, lines) => progress.advance(bytes, lines),
+                Msg::Done(i, part) => parts[i] = Some(*part),
+            }
+        }
+    });
     progress.finish();
-    Ok(b.finish())
+    let mut all = Builder::default();
+    let parts: Vec<Builder> = parts
+        .into_iter()
+        .map(|p| p.expect("every input was read"))
+        .collect::<Result<_, _>>()?;
+    all.absorb_all(parts);
+    Ok(all.finish())
+}
+
+/// What a reading thread tells the thread that shows progress.
+enum Msg {
+    Progress(u64, u64),
+    Done(usize, Box<Result<Builder, ReadError>>),
+}
+
+/// Progress of one thread, passed on in batches (a message per line would cost
+/// more than the line).
+struct Told<F: FnMut(u64, u64)> {
+    bytes: u64,
+    lines: u64,
+    tell: F,
+}
+
+impl<F: FnMut(u64, u64)> Told<F> {
+    const EVERY: u64 = 4096;
+
+    fn new(tell: F) -> Self {
+        Told {
+            bytes: 0,
+            lines: 0,
+            tell,
+        }
+    }
+
+    fn advance(&mut self, bytes: u64, lines: u64) {
+        self.bytes += bytes;
+        self.lines += lines;
+        if self.lines >= Self::EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.bytes > 0 || self.lines > 0 {
+            (self.tell)(self.bytes, self.lines);
+        }
+        self.bytes = 0;
+        self.lines = 0;
+    }
+}
+
+/// One file, read on its own.
+fn read_file(path: &PathBuf, advance: &mut dyn FnMut(u64, u64)) -> Result<Builder, ReadError> {
+    let name = Source::File(path.clone()).name();
+    let file = std::fs::File::open(path).map_err(|e| ReadError::Open {
+        name: name.clone(),
+        error: e,
+    })?;
+    let mut b = Builder::default();
+    b.read_input(name, BufReader::with_capacity(256 * 1024, file), advance)?;
+    Ok(b)
 }
 
 /// Reads records from in-memory inputs: (name, bytes). For tests and callers that
 /// already hold the data.
 pub fn read_bytes(inputs: &[(&str, &[u8])]) -> Result<Records, ReadError> {
-    let mut b = Builder::default();
-    let mut progress = Progress::quiet();
+    let mut parts = Vec::with_capacity(inputs.len());
     for (name, data) in inputs {
-        b.read_input(name.to_string(), *data, &mut progress)?;
+        let mut b = Builder::default();
+        b.read_input(name.to_string(), *data, &mut |_, _| {})?;
+        parts.push(b);
     }
-    Ok(b.finish())
+    let mut all = Builder::default();
+    all.absorb_all(parts);
+    Ok(all.finish())
 }
 
 /// Gaps in `seq` within one input: lines missing from it.
@@ -804,6 +931,8 @@ struct Builder {
     metas: Vec<(usize, usize, Meta)>,
     runs: Vec<Run>,
     run_index: HashMap<(String, String), usize>,
+    /// The run of the last line read.
+    last_run: Option<usize>,
     /// Interned subject strings: cgroup paths, units, container ids, pod uids.
     cgroups: HashSet<Arc<str>>,
     inputs: Vec<InputStats>,
@@ -839,7 +968,7 @@ impl Builder {
         &mut self,
         name: String,
         mut reader: impl BufRead,
-        progress: &mut Progress,
+        advance: &mut dyn FnMut(u64, u64),
     ) -> Result<(), ReadError> {
         let read_error = |e| ReadError::Read {
             name: name.clone(),
@@ -857,9 +986,9 @@ impl Builder {
             };
             let decoder = zstd::stream::read::Decoder::with_buffer(counted).map_err(read_error)?;
             let decoded = BufReader::with_capacity(256 * 1024, decoder);
-            return self.read_lines(name, decoded, progress, Some(count));
+            return self.read_lines(name, decoded, advance, Some(count));
         }
-        self.read_lines(name, reader, progress, None)
+        self.read_lines(name, reader, advance, None)
     }
 
     /// Reads the lines of one input. `compressed` counts the bytes read from a
@@ -868,7 +997,7 @@ impl Builder {
         &mut self,
         name: String,
         reader: impl BufRead,
-        progress: &mut Progress,
+        advance: &mut dyn FnMut(u64, u64),
         compressed: Option<Rc<Cell<u64>>>,
     ) -> Result<(), ReadError> {
         let mut stats = InputStats {
@@ -898,7 +1027,7 @@ impl Builder {
             stats.lines = line_no;
             self.line(&mut stats, &mut seq, line_no, line);
             let now = compressed.as_ref().map_or(lines.bytes_read(), |c| c.get());
-            progress.advance(now - last_bytes, 1);
+            advance(now - last_bytes, 1);
             last_bytes = now;
         }
         stats.bytes = compressed.map_or(lines.bytes_read(), |c| c.get());
@@ -941,7 +1070,7 @@ impl Builder {
                 stats.end = None;
                 stats.records += 1;
                 seq.check(meta.seq, stats);
-                let run = self.run_of(host, boot_id, meta.ktime_ns, ts.as_deref());
+                let run = self.run_of(&host, &boot_id, meta.ktime_ns, ts.as_deref());
                 self.metas.push((run, self.inputs.len(), meta));
             }
             Err((kind, detail)) => {
@@ -959,25 +1088,33 @@ impl Builder {
     }
 
     /// The run of (host, boot), created if new, widened to `ktime_ns`.
-    fn run_of(&mut self, host: String, boot_id: String, ktime_ns: u64, ts: Option<&str>) -> usize {
-        let key = (host, boot_id);
-        let run = match self.run_index.get(&key) {
-            Some(&i) => i,
-            None => {
-                let i = self.runs.len();
-                self.runs.push(Run {
-                    host: key.0.clone(),
-                    boot_id: key.1.clone(),
-                    wall_offset_ns: None,
-                    first_ktime_ns: ktime_ns,
-                    last_ktime_ns: ktime_ns,
-                    records: BTreeMap::new(),
-                    meta: Vec::new(),
-                });
-                self.run_index.insert(key, i);
-                i
+    fn run_of(&mut self, host: &str, boot_id: &str, ktime_ns: u64, ts: Option<&str>) -> usize {
+        // Most lines are of the run of the line before: no key built for them.
+        let same = |r: &Run| r.host == host && r.boot_id == boot_id;
+        let run = match self.last_run {
+            Some(i) if same(&self.runs[i]) => i,
+            _ => {
+                let key = (host.to_owned(), boot_id.to_owned());
+                match self.run_index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let i = self.runs.len();
+                        self.runs.push(Run {
+                            host: key.0.clone(),
+                            boot_id: key.1.clone(),
+                            wall_offset_ns: None,
+                            first_ktime_ns: ktime_ns,
+                            last_ktime_ns: ktime_ns,
+                            records: BTreeMap::new(),
+                            meta: Vec::new(),
+                        });
+                        self.run_index.insert(key, i);
+                        i
+                    }
+                }
             }
         };
+        self.last_run = Some(run);
         let r = &mut self.runs[run];
         r.first_ktime_ns = r.first_ktime_ns.min(ktime_ns);
         r.last_ktime_ns = r.last_ktime_ns.max(ktime_ns);
@@ -991,11 +1128,11 @@ impl Builder {
 
     fn add(&mut self, p: Parsed, input: usize, line: u64) {
         let mut record = p.record;
-        let run = self.run_of(p.host, p.boot_id, record.ktime_ns, p.ts.as_deref());
+        let run = self.run_of(&p.host, &p.boot_id, record.ktime_ns, p.ts.as_deref());
         if let Some(s) = record.subject.as_mut() {
             // Few distinct values: one shared copy of each.
-            let mut share = |c: Option<String>| {
-                c.map(|c| match self.cgroups.get(c.as_str()) {
+            let mut share = |c: Option<&str>| {
+                c.map(|c| match self.cgroups.get(c) {
                     Some(shared) => Arc::clone(shared),
                     None => {
                         let shared: Arc<str> = Arc::from(c);
@@ -1004,11 +1141,11 @@ impl Builder {
                     }
                 })
             };
-            s.cgroup = share(p.cgroup);
+            s.cgroup = share(p.cgroup.as_deref());
             let [unit, container_id, pod_uid] = p.identity.map(|b| *b).unwrap_or_default();
-            s.unit = share(unit);
-            s.container_id = share(container_id);
-            s.pod_uid = share(pod_uid);
+            s.unit = share(unit.as_deref());
+            s.container_id = share(container_id.as_deref());
+            s.pod_uid = share(pod_uid.as_deref());
         }
         self.records.push(Rec {
             run,
@@ -1017,6 +1154,72 @@ impl Builder {
             line,
             record,
         });
+    }
+
+    /// Takes in what each input gave when read on its own, in the order the inputs
+    /// were given: runs met again are widened, and input and run numbers shifted, so
+    /// the result is what reading them in turn would have built.
+    fn absorb_all(&mut self, parts: Vec<Builder>) {
+        for part in parts {
+            self.absorb(part);
+        }
+    }
+
+    fn absorb(&mut self, mut part: Builder) {
+        let input_base = self.inputs.len();
+        let runs: Vec<usize> = part.runs.into_iter().map(|r| self.add_run(r)).collect();
+        let renumber = |rec: &mut Rec| {
+            rec.run = runs[rec.run];
+            rec.input += input_base;
+        };
+        if self.records.is_empty() {
+            part.records.iter_mut().for_each(renumber);
+            self.records = part.records;
+        } else {
+            // Moved from the end, the part's buffer shrinking as it empties, so the
+            // records are not held twice; `finish` sorts them by a key that is
+            // unique to each record, so the order they are moved in does not matter.
+            let mut moved = 0usize;
+            while let Some(mut rec) = part.records.pop() {
+                renumber(&mut rec);
+                self.records.push(rec);
+                moved += 1;
+                if moved.is_multiple_of(1 << 16) {
+                    part.records.shrink_to_fit();
+                }
+            }
+        }
+        for (run, input, meta) in part.metas {
+            self.metas.push((runs[run], input + input_base, meta));
+        }
+        self.inputs.extend(part.inputs);
+        for (kind, n) in part.bad {
+            *self.bad.entry(kind).or_default() += n;
+        }
+        let room = KEEP_BAD.saturating_sub(self.first_bad.len());
+        self.first_bad.extend(part.first_bad.into_iter().take(room));
+    }
+
+    /// A run read from a later input: new, or the same host and boot as one
+    /// already known (widened; its clock offset is the earlier input's, as the
+    /// first readable `ts` sets it).
+    fn add_run(&mut self, r: Run) -> usize {
+        let key = (r.host.clone(), r.boot_id.clone());
+        match self.run_index.get(&key) {
+            Some(&i) => {
+                let known = &mut self.runs[i];
+                known.first_ktime_ns = known.first_ktime_ns.min(r.first_ktime_ns);
+                known.last_ktime_ns = known.last_ktime_ns.max(r.last_ktime_ns);
+                known.wall_offset_ns = known.wall_offset_ns.or(r.wall_offset_ns);
+                i
+            }
+            None => {
+                let i = self.runs.len();
+                self.runs.push(r);
+                self.run_index.insert(key, i);
+                i
+            }
+        }
     }
 
     fn finish(mut self) -> Records {
@@ -1048,7 +1251,10 @@ impl Builder {
             .map(|&old| runs[old].take().expect("each run once"))
             .collect();
 
-        self.records.sort_by(|a, b| {
+        // (input, line) is unique to a record, so an unstable sort orders them
+        // the same as a stable one, without the stable sort's buffer of half
+        // the records.
+        self.records.sort_unstable_by(|a, b| {
             (a.run, a.record.ktime_ns, a.seq, a.input, a.line).cmp(&(
                 b.run,
                 b.record.ktime_ns,

@@ -11,6 +11,7 @@
 mod child;
 mod conditions;
 mod probe;
+mod readback;
 mod report;
 mod soak;
 
@@ -58,6 +59,10 @@ pub struct Options {
     /// of every mode, its RSS sampled every second (peak and flatness).
     #[arg(long, value_name = "MINUTES")]
     pub soak: Option<f64>,
+    /// Instead of the comparison: `tracer report` reading a recorded storm copied as
+    /// 8 hosts (and 80), MB/s and peak RSS, next to DuckDB's read_json.
+    #[arg(long, conflicts_with = "soak")]
+    pub report: bool,
 }
 
 const QUICK_RUNS: usize = 2;
@@ -138,6 +143,10 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
             bail!("--soak takes minutes, at least 1 (the issue's target is a 10-minute storm)");
         }
         bench.soak(minutes, &dir, &command_line)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if opts.report {
+        bench.report_bench(&dir, &command_line)?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -872,6 +881,9 @@ fn command_line(opts: &Options) -> String {
     if let Some(m) = opts.soak {
         line += &format!(" --soak {m}");
     }
+    if opts.report {
+        line += " --report";
+    }
     line
 }
 
@@ -986,6 +998,7 @@ mod tests {
             modes: vec![],
             conditions: vec![Condition::Tracer, Condition::TracerThreads],
             soak: None,
+            report: false,
         };
         assert_eq!(
             command_line(&opts),
@@ -1012,6 +1025,7 @@ mod tests {
             modes: vec![],
             conditions: vec![],
             soak: None,
+            report: false,
         };
         let (run, skipped) = plan_conditions(&opts, &tools);
         assert_eq!(
