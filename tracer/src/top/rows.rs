@@ -369,50 +369,40 @@ pub fn rows(st: &State, opts: &Options) -> Vec<Row> {
     }
     let mut lifted = HashSet::new();
     if opts.sort.lifts() {
-        // Forkers of the last 10 s whose ancestors do not fork: each heads the
-        // table with its subtree, busiest first, its parent named on its line.
-        let forks = |id: &ProcId| st.procs[id].forks.is_some();
-        let mut top: Vec<ProcId> = st
+        // Every process that forked in the last 10 s heads the table with its
+        // subtree, busiest first, its parent named on its line; a forker below
+        // another is on its own line, not in the other's subtree (so a storm's
+        // worker comes before the launcher that forked it once). Roots (init)
+        // stay where they are: the rest of the tree is under them.
+        let mut heads: Vec<Row> = st
             .procs
             .values()
             .filter(|p| p.rate_10s(now) > 0 || p.rate_1s(now) > 0)
-            .map(|p| p.id)
-            .filter(|id| {
-                let mut cur = t.parent(&st.procs[id]);
-                let mut steps = 0;
-                while let Some(a) = cur {
-                    steps += 1;
-                    if forks(&a) && (st.procs[&a].rate_10s(now) > 0) || steps > 10_000 {
-                        return false;
-                    }
-                    cur = t.parent(&st.procs[&a]);
-                }
-                true
-            })
-            .filter(|id| t.shown.as_ref().is_none_or(|s| s.contains(id)))
-            .collect();
-        // Not the roots themselves: init forking is the tree as it is.
-        top.retain(|id| !roots.contains(id));
-        let mut heads: Vec<Row> = top
-            .iter()
-            .map(|&id| {
-                let p = &st.procs[&id];
+            .filter(|p| !roots.contains(&p.id))
+            .filter(|p| t.shown.as_ref().is_none_or(|s| s.contains(&p.id)))
+            .map(|p| {
                 let suffix = match t.parent(p) {
                     Some(pp) => format!(" ← {} {}", st.procs[&pp].name, pp.pid),
                     None => String::new(),
                 };
-                t.row(id, 0, &suffix)
+                t.row(p.id, 0, &suffix)
             })
             .collect();
         t.sort(&mut heads);
+        lifted = heads
+            .iter()
+            .filter_map(|r| match r.key {
+                Key::Proc(id) => Some(id),
+                _ => None,
+            })
+            .collect();
         for r in heads {
             let Key::Proc(id) = r.key else { continue };
-            lifted.insert(id);
             let open = r.fold == Some(false);
             out.push(r);
             if open {
                 let kids: Vec<ProcId> = t.kids(id).collect();
-                t.emit(Some(id), &kids, 1, &HashSet::new(), &mut out);
+                t.emit(Some(id), &kids, 1, &lifted, &mut out);
             }
         }
     }

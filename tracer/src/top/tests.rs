@@ -279,6 +279,8 @@ fn the_storm_culprit_heads_the_rows_with_its_parent_named() {
     assert_eq!(rows[1].count, 3);
     // It is not shown twice.
     assert_eq!(rows.iter().filter(|r| r.pid == Some(250)).count(), 1);
+    // Its parent, which forked it once 18 s ago, is in the tree, not lifted.
+    assert!(rows.iter().any(|r| r.label == "bash" && r.depth == 2));
     // By pid there is no lifting: systemd first.
     let by_pid = rows::rows(
         &st,
@@ -432,4 +434,31 @@ fn frame_help_over_the_table() {
     let mut app = app_of(&storm_records(), 20 * S);
     app.key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE));
     insta::assert_snapshot!(render_text(&mut app, 80, 24));
+}
+
+#[test]
+fn a_storm_worker_heads_the_launcher_that_forked_it_once() {
+    let mut v = vec![
+        process(1, 0, "systemd", "/sbin/init", "/"),
+        process(600, 1, "launch", "/bin/launch", "/"),
+    ];
+    v.push(fork(18 * S, 601, 600, "launch", "/"));
+    for i in 0..100u32 {
+        let t = 19 * S + u64::from(i) * (S / 200);
+        v.push(fork(t, 1000 + i, 601, "launch", "/"));
+        v.push(exit(t + 1, 1000 + i, 601, "launch", None));
+        v.push(reap(t + 2, 1000 + i, 601, "launch"));
+    }
+    let st = state_of(&v, 20 * S);
+    let rows = rows::rows(&st, &Options::default());
+    let labels: Vec<(Option<u32>, &str)> = rows.iter().map(|r| (r.pid, r.label.as_str())).collect();
+    assert_eq!(
+        labels,
+        [
+            (Some(601), "launch ← launch 600"),
+            (Some(600), "launch ← init 1"),
+            (Some(1), "init"),
+        ]
+    );
+    assert_eq!((rows[0].rate_1s, rows[0].exits), (100, 100));
 }
