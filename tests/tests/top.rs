@@ -5,11 +5,16 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tracer_tests::{Proc, STEP_DEADLINE, ancestors_of_self, poll_until, require_root, tracer_bin};
+use tracer_tests::{
+    Proc, STEP_DEADLINE, ancestors_of_self, parse_records, poll_until, require_root, run_dir,
+    tracer_bin,
+};
 
 /// A tmux session of its own, with a plain shell, killed when dropped.
 struct Tmux {
     name: String,
+    /// Where the terminal's modes are saved before top runs.
+    modes: PathBuf,
 }
 
 fn tmux(args: &[&str]) -> String {
@@ -26,8 +31,8 @@ fn tmux(args: &[&str]) -> String {
 }
 
 impl Tmux {
-    fn start(w: u16, h: u16) -> Tmux {
-        let name = format!("tracer-top-test-{}", std::process::id());
+    fn start(label: &str, w: u16, h: u16) -> Tmux {
+        let name = format!("tracer-top-test-{}-{label}", std::process::id());
         tmux(&[
             "new-session",
             "-d",
@@ -39,9 +44,68 @@ impl Tmux {
             &h.to_string(),
             "env PS1='$ ' TERM=xterm-256color bash --norc --noprofile",
         ]);
-        Tmux { name }
+        let modes = std::env::temp_dir().join(format!("{name}.stty"));
+        let t = Tmux { name, modes };
+        t.wait_for("the shell's prompt", |s| {
+            s.lines().any(|l| l.trim_end() == "$")
+        });
+        t
     }
 
+    /// Saves the terminal's modes and puts a marker line on the screen; returns
+    /// the screen.
+    fn mark(&self) -> String {
+        self.type_text(&format!(
+            "clear; stty -g > {}; echo BEFORE-TOP",
+            self.modes.display()
+        ));
+        self.keys(&["Enter"]);
+        self.wait_for("the marker line", |s| {
+            s.lines().any(|l| l == "BEFORE-TOP") && s.trim_end().ends_with('$')
+        })
+    }
+
+    /// After top: the screen before it is back, and the terminal's modes are the same.
+    /// `done` is what top prints on its way out (its summary).
+    fn assert_restored(&self, before: &str, what: &str, done: &str) {
+        let after = self.wait_for(what, |s| {
+            s.contains("BEFORE-TOP") && s.contains(done) && s.trim_end().ends_with('$')
+        });
+        for line in before.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                after.contains(line),
+                "line {line:?} gone after top:\n{after}"
+            );
+        }
+        assert!(
+            !after.contains("F/10s"),
+            "top's table is still on screen:\n{after}"
+        );
+        self.type_text(&format!(
+            "stty -g | cmp -s - {} && echo MODES-SAME || echo MODES-DIFFER",
+            self.modes.display()
+        ));
+        self.keys(&["Enter"]);
+        let modes = self.wait_for("the terminal's modes compared", |s| {
+            s.lines().any(|l| l == "MODES-SAME" || l == "MODES-DIFFER")
+        });
+        assert!(modes.lines().any(|l| l == "MODES-SAME"), "{modes}");
+    }
+
+    /// The pid of what the pane's shell runs (top).
+    fn foreground_pid(&self) -> u32 {
+        let shell: u32 = tmux(&["display-message", "-p", "-t", &self.name, "#{pane_pid}"])
+            .trim()
+            .parse()
+            .expect("tmux gives the pane's pid");
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("the shell's children");
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the shell runs top")
+    }
     fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.name];
         args.extend_from_slice(keys);
@@ -71,6 +135,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.modes);
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.name])
             .status();
@@ -106,17 +171,16 @@ fn rows(screen: &str) -> Vec<&str> {
 #[test]
 fn top_shows_the_storming_parent_first_filters_and_gives_the_terminal_back() {
     require_root();
-    let term = Tmux::start(100, 30);
-    term.wait_for("the shell's prompt", |s| {
-        s.lines().any(|l| l.trim_end() == "$")
-    });
-    // How the terminal is before: its modes, and a line on the screen.
-    term.type_text("stty -g > /tmp/tracer-top-test-stty-before; echo BEFORE-TOP");
-    term.keys(&["Enter"]);
-    term.wait_for("the marker line", |s| s.matches("BEFORE-TOP").count() >= 2);
-    let before = term.screen();
+    let term = Tmux::start("storm", 100, 30);
+    let before = term.mark();
+    let dir = run_dir("top");
+    let recording = dir.join("top.jsonl");
 
-    term.type_text(&format!("{} top", tracer_bin().display()));
+    term.type_text(&format!(
+        "{} top -o {}",
+        tracer_bin().display(),
+        recording.display()
+    ));
     term.keys(&["Enter"]);
     term.wait_for("top's header", |s| {
         s.contains("forks/s") && s.contains("F/10s")
@@ -127,7 +191,8 @@ fn top_shows_the_storming_parent_first_filters_and_gives_the_terminal_back() {
         Command::new(storm_bin()).args(["fork-exit", "--count", "100000000", "--workers", "1"]),
         false,
     );
-    let launcher = format!("← tracer-storm {}", storm.pid());
+    let storm_pid = storm.pid();
+    let launcher = format!("← tracer-storm {storm_pid}");
     let screen = term.wait_for("the storm's worker as the first row", |s| {
         rows(s).first().is_some_and(|r| r.contains(&launcher))
     });
@@ -171,26 +236,59 @@ fn top_shows_the_storming_parent_first_filters_and_gives_the_terminal_back() {
 
     // `q`: top ends, the shell's screen and the terminal's modes are as before.
     term.keys(&["q"]);
-    let after = term.wait_for("the summary after q", |s| {
-        s.contains("BEFORE-TOP") && s.contains("records (") && s.trim_end().ends_with('$')
-    });
-    let kept: Vec<&str> = before.lines().filter(|l| !l.trim().is_empty()).collect();
-    for line in &kept {
-        assert!(after.contains(line), "line {line:?} gone after q:\n{after}");
-    }
+    term.assert_restored(&before, "the summary after q", "records (");
+
+    // -o recorded as watch -o does (schema-checked): meta first, the storm, the end.
+    let text = std::fs::read_to_string(&recording).expect("top -o wrote its file");
+    let recs = parse_records(&text).unwrap_or_else(|e| panic!("{}: {e}", recording.display()));
+    assert_eq!(recs.first().map(|r| r.ty()), Some("meta"));
+    let last = recs.last().expect("records");
+    assert_eq!((last.ty(), last.str("reason")), ("end", Some("quit")));
+    let worker_forks = recs
+        .iter()
+        .filter(|r| {
+            r.ty() == "fork"
+                && r.str("comm") == Some("tracer-storm")
+                && r.u64("ppid") != Some(u64::from(storm_pid))
+        })
+        .count();
     assert!(
-        !after.contains("F/10s"),
-        "top's table is still on screen:\n{after}"
+        worker_forks > 0,
+        "no storm forks in {}",
+        recording.display()
     );
-    term.type_text(
-        "stty -g | cmp -s - /tmp/tracer-top-test-stty-before && echo MODES-SAME || echo MODES-DIFFER",
-    );
+
+    // --replay plays it in the same view: the storm's worker heads the table again.
+    let before = term.mark();
+    term.type_text(&format!(
+        "{} top --replay {} --speed 2",
+        tracer_bin().display(),
+        recording.display()
+    ));
     term.keys(&["Enter"]);
-    let modes = term.wait_for("the terminal's modes compared", |s| {
-        s.lines().any(|l| l == "MODES-SAME" || l == "MODES-DIFFER")
+    term.wait_for("the storm's worker as the first row of the replay", |s| {
+        s.contains("REPLAY") && rows(s).first().is_some_and(|r| r.contains(&launcher))
     });
-    assert!(modes.lines().any(|l| l == "MODES-SAME"), "{modes}");
-    let _ = std::fs::remove_file("/tmp/tracer-top-test-stty-before");
+    term.wait_for("the replay's end", |s| s.contains("end of recording"));
+    term.keys(&["q"]);
+    term.assert_restored(&before, "the shell after the replay", "tracer: replayed ");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_ends_top_and_gives_the_terminal_back() {
+    require_root();
+    let term = Tmux::start("sigterm", 80, 24);
+    let before = term.mark();
+    term.type_text(&format!("{} top", tracer_bin().display()));
+    term.keys(&["Enter"]);
+    term.wait_for("top's header", |s| {
+        s.contains("forks/s") && s.contains("F/10s")
+    });
+    let pid = term.foreground_pid();
+    // SAFETY: kill with a pid read from /proc just now; the test owns the session.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
+    term.assert_restored(&before, "the summary after SIGTERM", "records (");
 }
 
 #[test]

@@ -92,14 +92,34 @@ extern "C" fn on_term(_: libc::c_int) {
 
 /// Plays `records` at their recorded pace times `speed`, then holds the last
 /// frame until `q`. SIGTERM (and SIGINT, when not in raw mode) end it too.
+/// Once the terminal is back, says how much of the recording was played.
 fn replay(path: &Path, speed: f64, records: &[Record]) -> anyhow::Result<u8> {
+    let mut app = App::new(color(), None);
+    let played = play(&mut app, path, speed, records);
+    // The terminal first, then the line.
+    drop(app);
+    eprintln!(
+        "tracer: replayed {} of {} records from {}",
+        crate::units::thousands(played?),
+        crate::units::thousands(records.len() as u64),
+        path.display()
+    );
+    Ok(0)
+}
+
+/// Returns how many records were played.
+fn play(app: &mut App, path: &Path, speed: f64, records: &[Record]) -> anyhow::Result<u64> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_term as *const () as libc::sighandler_t);
     }
-    let title = format!("replay {} ×{speed}", path.display());
-    let mut app = App::new(color(), Some(title.clone()));
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let title = format!("REPLAY {name} ×{speed}");
+    app.look.replay = Some(title.clone());
     let stop = || TERMINATED.load(Ordering::Relaxed);
     let Some(first) = records.first() else {
         return Err(Exit::usage(format!(
@@ -125,15 +145,15 @@ fn replay(path: &Path, speed: f64, records: &[Record]) -> anyhow::Result<u8> {
             app.state.tick(now);
             let wait = Duration::from_nanos(((rec.ktime_ns - now) as f64 / speed) as u64);
             if app.step(wait.min(Duration::from_millis(50))) || stop() {
-                return Ok(0);
+                return Ok(i as u64);
             }
         }
         app.record(rec);
         if i % 256 == 0 && (app.step(Duration::ZERO) || stop()) {
-            return Ok(0);
+            return Ok(i as u64 + 1);
         }
     }
-    app.look.replay = Some(format!("{title} (end of recording)"));
+    app.look.replay = Some(format!("{title}: end of recording"));
     app.state
         .tick(clock(base, started).min(records.last().map_or(0, |r| r.ktime_ns)));
     while !stop() {
@@ -141,5 +161,5 @@ fn replay(path: &Path, speed: f64, records: &[Record]) -> anyhow::Result<u8> {
             break;
         }
     }
-    Ok(0)
+    Ok(records.len() as u64)
 }

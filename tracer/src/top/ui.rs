@@ -86,7 +86,11 @@ pub fn sparkline(values: &[u64]) -> String {
         .collect()
 }
 
+/// An age to a tenth of a second (`<0.1s` below).
 fn age(ns: u64) -> String {
+    if ns < 100_000_000 {
+        return "<0.1s".to_string();
+    }
     duration(ns - ns % 100_000_000)
 }
 
@@ -124,7 +128,14 @@ pub fn draw(f: &mut Frame, s: &Screen, look: &Look) {
         Some(a) if s.zombies > 0 => format!("{} (oldest {})", thousands(s.zombies), age(a)),
         _ => "0".to_string(),
     };
-    let mut status = vec![
+    let mut status = Vec::new();
+    if let Some(r) = &look.replay {
+        status.push(Span::styled(
+            format!("{r}  "),
+            bold.add_modifier(Modifier::REVERSED),
+        ));
+    }
+    status.extend([
         Span::raw(format!("procs {}  zombies ", thousands(s.alive))),
         Span::styled(
             zombies,
@@ -144,15 +155,12 @@ pub fn draw(f: &mut Frame, s: &Screen, look: &Look) {
             },
         ),
         Span::raw(format!("  alerts {}", s.active_alerts)),
-    ];
+    ]);
     if look.paused {
         status.push(Span::styled(
             "  PAUSED",
             bold.add_modifier(Modifier::REVERSED),
         ));
-    }
-    if let Some(r) = &look.replay {
-        status.push(Span::raw(format!("  {r}")));
     }
     lines.push(Line::from(status));
     f.render_widget(Paragraph::new(lines), head);

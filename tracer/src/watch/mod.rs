@@ -493,13 +493,14 @@ async fn run(args: &Args, verbose: u8, view: Option<Box<dyn View>>) -> anyhow::R
         }
     };
 
+    // The live view gives the terminal back at once (detaching and the last
+    // drain take a moment), before anything more is printed.
+    sinks.view = None;
     // Detach the programs first (dropping `Ebpf` drops its links; the maps were
     // taken out of it and stay open): nothing is counted or sent after this, so
     // the drain below reaches the true end of the ring and the kernel's counts in
     // the summary are exactly the records plus the events reported lost.
     drop(programs);
-    // The live view gives the terminal back before anything more is printed.
-    sinks.view = None;
     // Take what is still in the ring, then the final drop counts. At most a
     // ring's worth (every event is larger than 64 bytes): what a storm adds
     // meanwhile happened after the end.
