@@ -285,6 +285,16 @@ fn sigterm_ends_top_and_gives_the_terminal_back() {
     term.wait_for("top's header", |s| {
         s.contains("forks/s") && s.contains("F/10s")
     });
+    // At 80×24 the key line is the last one; after a resize it is again.
+    let last = |s: &str, n: usize| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines.len() == n && lines[n - 1].contains("q quit")
+    };
+    term.wait_for("the key line at the bottom of 80×24", |s| last(s, 24));
+    tmux(&["resize-window", "-t", &term.name, "-x", "120", "-y", "32"]);
+    term.wait_for("the view redrawn at 120×32", |s| {
+        last(s, 32) && s.lines().next().is_some_and(|l| l.ends_with("60s"))
+    });
     let pid = term.foreground_pid();
     // SAFETY: kill with a pid read from /proc just now; the test owns the session.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
