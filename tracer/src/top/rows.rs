@@ -310,39 +310,49 @@ pub fn rows(st: &State, opts: &Options) -> Vec<Row> {
                 groups.entry(own).or_default().push(id);
             }
         }
-        let mut heads: Vec<(Row, Vec<ProcId>)> = groups
-            .into_iter()
-            .map(|(path, roots)| {
-                let mut sub = Vec::new();
-                t.emit(None, &roots, 1, &HashSet::new(), &mut sub);
-                let procs = st.procs.values().filter(|p| cg(&p.id) == path).count() as u64;
-                let members = || st.procs.values().filter(|p| cg(&p.id) == path);
-                let label = if &*path == "?" {
+        // Each group's figures, in one pass over the processes.
+        let mut heads: HashMap<Arc<str>, Row> = HashMap::new();
+        for p in st.procs.values() {
+            let path = cg(&p.id);
+            if !groups.contains_key(&path) {
+                continue;
+            }
+            let h = heads.entry(path.clone()).or_insert_with(|| Row {
+                label: if &*path == "?" {
                     "(cgroup unknown)".to_string()
                 } else {
                     crate::alert_text::cgroup_label(&path)
-                };
-                let head = Row {
-                    key: Key::Cgroup(path.clone()),
-                    depth: 0,
-                    pid: None,
-                    count: procs,
-                    label,
-                    rate_1s: members().map(|p| p.rate_1s(now)).sum(),
-                    rate_10s: members().map(|p| p.rate_10s(now)).sum(),
-                    children: members().filter(|p| p.exited_ns.is_none()).count() as u64,
-                    zombies: members().filter(|p| p.exited_ns.is_some()).count() as u64,
-                    oldest_zombie_ns: members()
-                        .filter_map(|p| p.exited_ns)
-                        .min()
-                        .map(|e| now.saturating_sub(e)),
-                    exits: members().map(|p| p.child_exits).sum(),
-                    crashes: members().map(|p| p.child_crashes).sum(),
-                    zombie: false,
-                    fold: None,
-                };
-                (head, roots)
-            })
+                },
+                key: Key::Cgroup(path),
+                depth: 0,
+                pid: None,
+                count: 0,
+                rate_1s: 0,
+                rate_10s: 0,
+                children: 0,
+                zombies: 0,
+                oldest_zombie_ns: None,
+                exits: 0,
+                crashes: 0,
+                zombie: false,
+                fold: None,
+            });
+            h.count += 1;
+            h.rate_1s += p.rate_1s(now);
+            h.rate_10s += p.rate_10s(now);
+            match p.exited_ns {
+                None => h.children += 1,
+                Some(e) => {
+                    h.zombies += 1;
+                    h.oldest_zombie_ns = h.oldest_zombie_ns.max(Some(now.saturating_sub(e)));
+                }
+            }
+            h.exits += p.child_exits;
+            h.crashes += p.child_crashes;
+        }
+        let mut heads: Vec<(Row, Vec<ProcId>)> = groups
+            .into_iter()
+            .filter_map(|(path, roots)| heads.remove(&path).map(|h| (h, roots)))
             .collect();
         heads.sort_by(|(a, _), (b, _)| match opts.sort {
             Sort::Name | Sort::Pid => a.label.cmp(&b.label),
