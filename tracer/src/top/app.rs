@@ -222,27 +222,21 @@ impl App {
         if self.ensure_term().is_err() {
             return true;
         }
-        let mut redraw = false;
         let mut first = true;
         // Waits (up to `wait`) for the first key only; then takes what is queued.
         while event::poll(if first { wait } else { Duration::ZERO }).unwrap_or(false) {
             first = false;
-            match event::read() {
-                Ok(Event::Key(k)) => match self.key(k) {
-                    Action::Quit => return true,
-                    Action::Redraw => redraw = true,
-                    Action::None => {}
-                },
-                Ok(Event::Resize(..)) => redraw = true,
-                _ => {}
+            // A key changes the screen at once; it shows with the next frame, so
+            // frames stay at most 10 a second whatever is pressed or resized.
+            if let Ok(Event::Key(k)) = event::read()
+                && self.key(k) == Action::Quit
+            {
+                return true;
             }
         }
-        let due = self.last_frame.is_none_or(|t| t.elapsed() >= FRAME_EVERY);
-        if due || redraw {
-            if due {
-                self.refresh();
-                self.last_frame = Some(Instant::now());
-            }
+        if self.last_frame.is_none_or(|t| t.elapsed() >= FRAME_EVERY) {
+            self.refresh();
+            self.last_frame = Some(Instant::now());
             if let Some(h) = self.term.as_ref().map(Term::table_height) {
                 self.page = h;
                 self.fix_selection();
