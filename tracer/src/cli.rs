@@ -168,6 +168,39 @@ mod tests {
         assert!(Cli::try_parse_from(["tracer"]).is_err());
     }
 
+    /// `top` takes watch's scoping and recording options beside its own, and
+    /// refuses what cannot go together.
+    #[test]
+    fn top_composes_watch_options_with_its_own() {
+        let cli = Cli::try_parse_from(["tracer", "top", "-p", "7", "--threads", "-o", "x.jsonl"])
+            .unwrap();
+        let Command::Top(t) = cli.command else {
+            panic!("not top")
+        };
+        assert_eq!((t.watch.pids.as_slice(), t.watch.threads), (&[7][..], true));
+        assert_eq!(t.watch.output, Some(PathBuf::from("x.jsonl")));
+        assert!(t.top.replay.is_none());
+        let cli = Cli::try_parse_from(["tracer", "top", "--", "make", "-j8"]).unwrap();
+        assert!(matches!(cli.command, Command::Top(t) if t.watch.command.len() == 2));
+        let cli =
+            Cli::try_parse_from(["tracer", "top", "--replay", "r.jsonl", "--speed", "4"]).unwrap();
+        assert!(matches!(cli.command, Command::Top(t) if t.top.speed == 4.0));
+        for bad in [
+            &["tracer", "top", "--replay", "r.jsonl", "-p", "7"][..],
+            &["tracer", "top", "--speed", "2"],
+            &["tracer", "top", "--replay", "r.jsonl", "--speed", "0"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        // Lines on stdout have no place under a full-screen view.
+        let cli = Cli::try_parse_from(["tracer", "top", "--format", "jsonl"]).unwrap();
+        let Command::Top(t) = cli.command else {
+            panic!("not top")
+        };
+        let e = run_top(*t, 0).unwrap_err();
+        assert!(e.to_string().contains("use `tracer watch`"), "{e}");
+    }
+
     /// Each subcommand's help shows its own examples, and says what -v does where.
     #[test]
     fn each_subcommand_has_its_own_examples() {
