@@ -16,6 +16,8 @@ use crate::record::Record;
 
 /// At most 10 frames a second: enough to watch, cheap during a storm.
 pub const FRAME_EVERY: Duration = Duration::from_millis(100);
+/// With nothing new, a frame a second: the rates' second turns, ages grow.
+const IDLE_FRAME_EVERY: Duration = Duration::from_secs(1);
 
 /// What a key asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub struct App {
     page: usize,
     term: Option<Term>,
     last_frame: Option<Instant>,
+    /// Something to show since the last frame (a record, a key, a resize).
+    dirty: bool,
 }
 
 impl App {
@@ -57,6 +61,7 @@ impl App {
             page: 10,
             term: None,
             last_frame: None,
+            dirty: true,
         }
     }
 
@@ -228,13 +233,22 @@ impl App {
             first = false;
             // A key changes the screen at once; it shows with the next frame, so
             // frames stay at most 10 a second whatever is pressed or resized.
-            if let Ok(Event::Key(k)) = event::read()
-                && self.key(k) == Action::Quit
-            {
-                return true;
+            match event::read() {
+                Ok(Event::Key(k)) => {
+                    if self.key(k) == Action::Quit {
+                        return true;
+                    }
+                    self.dirty = true;
+                }
+                Ok(Event::Resize(..)) => self.dirty = true,
+                _ => {}
             }
         }
-        if self.last_frame.is_none_or(|t| t.elapsed() >= FRAME_EVERY) {
+        // A quiet machine is drawn once a second (rates and ages move on), a busy
+        // one at most every FRAME_EVERY.
+        let since = self.last_frame.map(|t| t.elapsed());
+        if since.is_none_or(|e| e >= IDLE_FRAME_EVERY || (self.dirty && e >= FRAME_EVERY)) {
+            self.dirty = false;
             self.refresh();
             self.last_frame = Some(Instant::now());
             if let Some(h) = self.term.as_ref().map(Term::table_height) {
@@ -260,6 +274,7 @@ fn toggle<T: std::hash::Hash + Eq>(set: &mut std::collections::HashSet<T>, v: T)
 impl View for App {
     fn record(&mut self, rec: &Record) {
         self.state.apply(rec);
+        self.dirty = true;
     }
 
     fn tick(&mut self, now_ns: u64) -> bool {
