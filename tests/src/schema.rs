@@ -208,6 +208,7 @@ pub fn check_record(v: &Value) -> Result<(), String> {
                 "pid-gone",
                 "stdout-closed",
                 "error",
+                "quit",
                 "rotated",
             ];
             if !reasons.contains(&v["reason"].as_str().expect("checked")) {

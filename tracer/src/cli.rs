@@ -6,13 +6,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{convert, report, watch};
+use std::path::Path;
+
+use crate::{convert, record::Record, report, top, watch};
 
 const EXAMPLES: &str = "\
 EXAMPLES:
     tracer watch                              # every fork, exec, exit and reap on this machine
     tracer watch -o run.jsonl -- make -j8     # run make, follow its whole process tree, then stop
     tracer report events.jsonl                # who forked most, zombies, crashes, timeline
+    sudo tracer top                           # live view: the busiest forkers, zombies, alerts
 
 Each subcommand's --help has its own examples.";
 
@@ -31,6 +34,17 @@ EXAMPLES:
     tracer watch --events exec_failed         # failed execs only
     tracer watch --uid 1000 --comm '^python'  # one user's python processes
     tracer -v watch                           # also print the kernel layout resolved at start-up";
+
+const TOP_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer top                                # the whole machine, busiest forker first
+    tracer top -o events.jsonl                # and record what `watch -o` would
+    tracer top -p 1234                        # process 1234 and everything it starts
+    tracer top -- make -j8                    # run make and watch its tree
+    tracer top --threads                      # count thread creation in the fork rates
+    tracer top --replay events.jsonl --speed 10   # play a recording, ten times as fast
+KEYS:
+    arrows/j k move, Enter/Space fold, / filter, s sort, g group by cgroup, p pause, ? help, q quit";
 
 const REPORT_EXAMPLES: &str = "\
 EXAMPLES:
@@ -73,15 +87,66 @@ pub enum Command {
     /// Convert recorded JSON Lines to Parquet (zstd, partitioned by host and date) for SQL engines.
     #[command(after_help = CONVERT_EXAMPLES)]
     Convert(convert::Args),
+    /// Live full-screen view: fork rates per process, the tree, zombies, alerts, events.
+    #[command(after_help = TOP_EXAMPLES)]
+    // watch's options that draw lines have no use here: hidden (and refused).
+    #[command(mut_arg("quiet", |a| a.hide(true)), mut_arg("format", |a| a.hide(true)),
+              mut_arg("color", |a| a.hide(true)), mut_arg("utc", |a| a.hide(true)))]
+    Top(Box<TopArgs>),
+}
+
+/// `tracer top`: its own options, and `watch`'s for what to trace and record,
+/// which top runs with its view in place of the lines.
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub top: top::Args,
+    #[command(flatten)]
+    pub watch: watch::Args,
+}
+
+fn run_top(t: TopArgs, verbose: u8) -> anyhow::Result<u8> {
+    let TopArgs {
+        top: targs,
+        watch: mut wargs,
+    } = t;
+    if wargs.format.is_some() || wargs.output.as_deref() == Some(Path::new("-")) {
+        return Err(crate::error::Exit::usage(
+            "tracer top draws on the terminal, so it writes no lines there (`--format`, `-o -`): give `-o FILE` to record, or use `tracer watch`",
+        )
+        .into());
+    }
+    wargs.quiet = true;
+    top::run(
+        &targs,
+        |view| watch::run_with_view(&wargs, verbose, Some(view)),
+        read_recording,
+    )
+}
+
+/// A whole recording, for `top --replay`, read as `report` reads one.
+fn read_recording(path: &Path) -> anyhow::Result<Vec<Record>> {
+    if path == Path::new("-") {
+        return Err(crate::error::Exit::usage(
+            "tracer top reads keys from stdin, so --replay cannot read it: give the recording's file name",
+        )
+        .into());
+    }
+    let recs = report::reader::read_all(
+        &[report::reader::Source::from_arg(path)],
+        &mut report::progress::Progress::quiet(),
+    )?;
+    Ok(recs.records.into_iter().map(|r| r.record).collect())
 }
 
 /// Entry point: parses arguments, runs the command, turns errors into one line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Watch(args) => watch::run_blocking(args, cli.verbose),
-        Command::Report(args) => report::run(args),
-        Command::Convert(args) => convert::run(args),
+    let result = match cli.command {
+        Command::Watch(args) => watch::run_blocking(&args, cli.verbose),
+        Command::Report(args) => report::run(&args),
+        Command::Convert(args) => convert::run(&args),
+        Command::Top(args) => run_top(*args, cli.verbose),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -123,6 +188,39 @@ mod tests {
             Cli::try_parse_from(["tracer", "watch", "-o", "f", "--parquet-dir", "pq"]).unwrap();
         assert!(matches!(cli.command, Command::Watch(w)
             if w.file.parquet_dir == Some(PathBuf::from("pq"))));
+    }
+
+    /// `top` takes watch's scoping and recording options beside its own, and
+    /// refuses what cannot go together.
+    #[test]
+    fn top_composes_watch_options_with_its_own() {
+        let cli = Cli::try_parse_from(["tracer", "top", "-p", "7", "--threads", "-o", "x.jsonl"])
+            .unwrap();
+        let Command::Top(t) = cli.command else {
+            panic!("not top")
+        };
+        assert_eq!((t.watch.pids.as_slice(), t.watch.threads), (&[7][..], true));
+        assert_eq!(t.watch.output, Some(PathBuf::from("x.jsonl")));
+        assert!(t.top.replay.is_none());
+        let cli = Cli::try_parse_from(["tracer", "top", "--", "make", "-j8"]).unwrap();
+        assert!(matches!(cli.command, Command::Top(t) if t.watch.command.len() == 2));
+        let cli =
+            Cli::try_parse_from(["tracer", "top", "--replay", "r.jsonl", "--speed", "4"]).unwrap();
+        assert!(matches!(cli.command, Command::Top(t) if t.top.speed == 4.0));
+        for bad in [
+            &["tracer", "top", "--replay", "r.jsonl", "-p", "7"][..],
+            &["tracer", "top", "--speed", "2"],
+            &["tracer", "top", "--replay", "r.jsonl", "--speed", "0"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        // Lines on stdout have no place under a full-screen view.
+        let cli = Cli::try_parse_from(["tracer", "top", "--format", "jsonl"]).unwrap();
+        let Command::Top(t) = cli.command else {
+            panic!("not top")
+        };
+        let e = run_top(*t, 0).unwrap_err();
+        assert!(e.to_string().contains("use `tracer watch`"), "{e}");
     }
 
     /// Each subcommand's help shows its own examples, and says what -v does where.

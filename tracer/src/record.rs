@@ -150,7 +150,7 @@ pub enum Body {
     /// The last record of an output file (docs/events.md, `end`): why the run,
     /// or this file of it, ended, and the run's totals so far. No subject.
     End {
-        /// `duration`, `signal`, `command`, `pid-gone`, `stdout-closed`, `error`,
+        /// `duration`, `signal`, `command`, `pid-gone`, `stdout-closed`, `error`, `quit`,
         /// or `rotated` for a file that a later one continues.
         reason: Name,
         /// Records of the run so far, per type (this one not included).

@@ -30,6 +30,7 @@ use crate::{
     cgroup::CgroupResolver,
     decode,
     error::Exit,
+    live::View,
     loader::{self, LoadOptions},
     model::{Model, ModelConfig},
     output::{
@@ -76,11 +77,17 @@ const DRAIN_TIME: Duration = Duration::from_millis(20);
 const TOP_FORKERS: usize = 5;
 
 pub fn run_blocking(args: &Args, verbose: u8) -> anyhow::Result<u8> {
+    run_with_view(args, verbose, None)
+}
+
+/// [`run_blocking`] with a live view fed every record (`tracer top`, joined by
+/// `cli`); the view is dropped when the run stops, before the summary prints.
+pub fn run_with_view(args: &Args, verbose: u8, view: Option<Box<dyn View>>) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(run(args, verbose))
+    rt.block_on(run(args, verbose, view))
 }
 
 /// CLOCK_BOOTTIME now: the clock of `bpf_ktime_get_boot_ns`.
@@ -144,7 +151,7 @@ fn open_output(path: &Path, args: &Args) -> anyhow::Result<OutputFile> {
     })
 }
 
-fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
+fn make_sinks(args: &Args, info: &RunInfo, view: Option<Box<dyn View>>) -> anyhow::Result<Sinks> {
     // Before any file is created: a bad pattern leaves nothing behind.
     let redactor = args.redact.redactor()?;
     let mut writers = Vec::new();
@@ -201,7 +208,8 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
         };
         writers.push(("stdout".to_string(), w));
     }
-    let quiet_alerts = writers.is_empty() && args.alerts.config().is_some();
+    // A live view shows alerts itself: lines on stderr would tear its screen.
+    let quiet_alerts = writers.is_empty() && args.alerts.config().is_some() && view.is_none();
     Ok(Sinks {
         writers,
         redactor,
@@ -240,6 +248,7 @@ fn make_sinks(args: &Args, info: &RunInfo) -> anyhow::Result<Sinks> {
             None => None,
         },
         filter: filter::RecordFilter::new(args.filter.procs(), &args.filter.events),
+        view,
     })
 }
 
@@ -252,6 +261,8 @@ enum End {
     StdoutClosed,
     /// Waiting on the ring buffer failed.
     Error,
+    /// The live view's user quit (`tracer top`, `q`).
+    Quit,
 }
 
 impl End {
@@ -264,6 +275,7 @@ impl End {
             End::FollowedGone => "pid-gone",
             End::StdoutClosed => "stdout-closed",
             End::Error => "error",
+            End::Quit => "quit",
         }
     }
 }
@@ -272,7 +284,7 @@ impl End {
 /// the run went on, but the recording is not whole.
 pub const EXIT_DATA_LOST: u8 = 3;
 
-async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
+async fn run(args: &Args, verbose: u8, view: Option<Box<dyn View>>) -> anyhow::Result<u8> {
     let started = Instant::now();
     let info = RunInfo::current().context("reading the host name, boot id and clocks")?;
     // Find the command and open outputs before loading anything, so a bad name
@@ -281,7 +293,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         Some(prog) => Some(command::resolve(prog, std::env::var_os("PATH").as_deref())?),
         None => None,
     };
-    let mut sinks = make_sinks(args, &info)?;
+    let mut sinks = make_sinks(args, &info, view)?;
     if !args.pids.is_empty() || !args.command.is_empty() {
         sinks.fork_parents = Some(Default::default());
     }
@@ -462,6 +474,9 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
                 sinks.lost = lost_reader.seen;
                 sinks.write_all(&mut records);
                 sinks.tick(boottime_ns());
+                if sinks.view.as_mut().is_some_and(|v| v.tick(boottime_ns())) && stopping.is_none() {
+                    stopping = Some(stop(End::Quit, &spawned));
+                }
                 if let Some(s) = spawned.as_mut() { s.reap(); }
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     sinks.flush();
@@ -500,6 +515,9 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
         }
     };
 
+    // The live view gives the terminal back at once (detaching and the last
+    // drain take a moment), before anything more is printed.
+    sinks.view = None;
     // Detach the programs first (dropping `Ebpf` drops its links; the maps were
     // taken out of it and stay open): nothing is counted or sent after this, so
     // the drain below reaches the true end of the ring and the kernel's counts in
@@ -625,7 +643,7 @@ async fn run(args: &Args, verbose: u8) -> anyhow::Result<u8> {
     }
     let code = match (end, &spawned) {
         // We ended it with SIGTERM (`stop`): the run did what it was asked.
-        (End::Duration | End::StdoutClosed, Some(s)) if s.killed_by(libc::SIGTERM) => 0,
+        (End::Duration | End::StdoutClosed | End::Quit, Some(s)) if s.killed_by(libc::SIGTERM) => 0,
         (_, Some(s)) if s.status.is_some() => s.exit_code().unwrap_or(1),
         (End::Signal(sig), Some(_)) => 128 + sig as u8,
         _ => 0,
@@ -651,7 +669,7 @@ fn stop(why: End, spawned: &Option<Spawned>) -> (End, Instant) {
         && s.status.is_none()
         && matches!(
             why,
-            End::Duration | End::StdoutClosed | End::Signal(libc::SIGTERM)
+            End::Duration | End::StdoutClosed | End::Quit | End::Signal(libc::SIGTERM)
         )
     {
         // SAFETY: kill with a pid we spawned and have not reaped.

@@ -58,6 +58,8 @@ pub struct Sinks {
     /// `--uid/--comm/--cgroup/--events`: which records are written; `None` writes
     /// all. Alerts and the summary's forkers see every record regardless.
     pub filter: Option<RecordFilter>,
+    /// `tracer top`'s live view: sees every record, before the filter.
+    pub view: Option<Box<dyn crate::live::View>>,
 }
 
 /// Alerts for `--on-alert`, and the processes it runs.
@@ -149,6 +151,9 @@ impl Sinks {
         redact(&self.redactor, rec);
         self.cgroups.fill(rec);
         let rec = &*rec;
+        if let Some(v) = self.view.as_mut() {
+            v.record(rec);
+        }
         if let (
             Some(set),
             Body::Fork {

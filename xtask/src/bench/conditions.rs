@@ -66,6 +66,10 @@ pub enum Condition {
     Tracer,
     /// `tracer watch --quiet --threads -o FILE`.
     TracerThreads,
+    /// `tracer top -o FILE`, on a pseudo-terminal (its screen drawn and thrown away).
+    Top,
+    /// `tracer top --threads -o FILE`.
+    TopThreads,
     /// `forkstat -e fork,exec,exit` (proc connector).
     Forkstat,
     /// libbpf-tools `execsnoop`.
@@ -77,10 +81,12 @@ pub enum Condition {
 }
 
 impl Condition {
-    pub const ALL: [Condition; 7] = [
+    pub const ALL: [Condition; 9] = [
         Condition::Untraced,
         Condition::Tracer,
         Condition::TracerThreads,
+        Condition::Top,
+        Condition::TopThreads,
         Condition::Forkstat,
         Condition::Execsnoop,
         Condition::Exitsnoop,
@@ -93,6 +99,8 @@ impl Condition {
             Condition::Untraced => "untraced",
             Condition::Tracer => "tracer",
             Condition::TracerThreads => "tracer --threads",
+            Condition::Top => "top",
+            Condition::TopThreads => "top --threads",
             Condition::Forkstat => "forkstat",
             Condition::Execsnoop => "execsnoop",
             Condition::Exitsnoop => "exitsnoop",
@@ -106,6 +114,8 @@ impl Condition {
             Condition::Untraced => "untraced",
             Condition::Tracer => "tracer watch --quiet -o FILE",
             Condition::TracerThreads => "tracer watch --quiet --threads -o FILE",
+            Condition::Top => "tracer top -o FILE (on a pty)",
+            Condition::TopThreads => "tracer top --threads -o FILE (on a pty)",
             Condition::Forkstat => "forkstat -e fork,exec,exit",
             Condition::Execsnoop => "execsnoop (libbpf-tools)",
             Condition::Exitsnoop => "exitsnoop (libbpf-tools)",
@@ -117,8 +127,22 @@ impl Condition {
         matches!(self, Condition::Tracer | Condition::TracerThreads)
     }
 
+    /// `tracer top`: the same pipeline as `watch`, its view in place of the lines.
+    pub fn is_top(self) -> bool {
+        matches!(self, Condition::Top | Condition::TopThreads)
+    }
+
+    /// The `watch` condition a `top` one is compared with.
+    pub fn watch_twin(self) -> Option<Condition> {
+        match self {
+            Condition::Top => Some(Condition::Tracer),
+            Condition::TopThreads => Some(Condition::TracerThreads),
+            _ => None,
+        }
+    }
+
     pub fn is_peer(self) -> bool {
-        !self.is_tracer() && self != Condition::Untraced
+        !self.is_tracer() && !self.is_top() && self != Condition::Untraced
     }
 
     /// Runs BPF programs (whose in-kernel cost the bench reads).
@@ -149,10 +173,13 @@ impl Condition {
         use Mode as M;
         match (self, mode) {
             (C::Untraced, _) => 0,
-            (C::Tracer | C::TracerThreads, M::ForkExit | M::Zombie) => 3,
-            (C::Tracer | C::TracerThreads, M::ForkExec | M::PosixSpawn) => 4,
-            (C::Tracer, M::Threads) => 0,
-            (C::TracerThreads, M::Threads) => 2,
+            (C::Tracer | C::TracerThreads | C::Top | C::TopThreads, M::ForkExit | M::Zombie) => 3,
+            (
+                C::Tracer | C::TracerThreads | C::Top | C::TopThreads,
+                M::ForkExec | M::PosixSpawn,
+            ) => 4,
+            (C::Tracer | C::Top, M::Threads) => 0,
+            (C::TracerThreads | C::TopThreads, M::Threads) => 2,
             (C::Forkstat, M::ForkExit | M::Zombie) => 2,
             (C::Forkstat, M::ForkExec | M::PosixSpawn) => 3,
             (C::Forkstat, M::Threads) => 1,
@@ -188,7 +215,11 @@ impl Tools {
     /// Whether the condition's program is there.
     pub fn has(&self, condition: Condition) -> bool {
         match condition {
-            Condition::Untraced | Condition::Tracer | Condition::TracerThreads => true,
+            Condition::Untraced
+            | Condition::Tracer
+            | Condition::TracerThreads
+            | Condition::Top
+            | Condition::TopThreads => true,
             Condition::Forkstat => self.forkstat.is_some(),
             Condition::Execsnoop => self.execsnoop.is_some(),
             Condition::Exitsnoop => self.exitsnoop.is_some(),
@@ -208,6 +239,15 @@ impl Tools {
                     c.arg("--threads");
                 }
                 // Each run replaces the last one's scratch file.
+                c.arg("-o").arg(output).arg("--force");
+            }
+            Condition::Top | Condition::TopThreads => {
+                // stdin and stdout: a pty the bench opens (`Bench::run`).
+                c = Command::new(&self.tracer);
+                c.arg("top");
+                if condition == Condition::TopThreads {
+                    c.arg("--threads");
+                }
                 c.arg("-o").arg(output).arg("--force");
             }
             Condition::Forkstat => {
@@ -272,7 +312,7 @@ pub fn count(
 ) -> Result<Counted> {
     let mut counted = match condition {
         Condition::Untraced => return Ok(Counted::default()),
-        Condition::Tracer | Condition::TracerThreads => {
+        Condition::Tracer | Condition::TracerThreads | Condition::Top | Condition::TopThreads => {
             return count_lines(output, |lines| tracer_records(lines, storm));
         }
         Condition::Forkstat => count_lines(stdout, |lines| forkstat_lines(lines, storm))?,

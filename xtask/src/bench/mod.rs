@@ -12,6 +12,7 @@ mod child;
 mod conditions;
 mod probe;
 mod readback;
+mod pty;
 mod report;
 mod soak;
 
@@ -406,6 +407,14 @@ impl Bench {
             .stdin(Stdio::null())
             .stdout(create(&stdout)?)
             .stderr(create(&stderr)?);
+        // top needs a terminal: both ends on a pty, kept open for the run.
+        let _pty = if condition.is_top() {
+            let pty = pty::Pty::open()?;
+            command.stdin(pty.stdio()?).stdout(pty.stdio()?);
+            Some(pty)
+        } else {
+            None
+        };
         let start = Instant::now();
         let mut traced = Child::spawn(&mut command, condition.name())?;
         let pid = traced.pid();
@@ -440,7 +449,7 @@ impl Bench {
         }
         let (status, killed) = traced.stop(STOP_GRACE)?;
         drop(stats);
-        if condition.is_tracer() && (killed || !status.success()) {
+        if (condition.is_tracer() || condition.is_top()) && (killed || !status.success()) {
             bail!(
                 "tracer ended with {}{} after SIGINT: {}",
                 child::describe(status),
@@ -506,9 +515,10 @@ impl Bench {
             ensure_running(traced, "before it was attached", stderr)?;
             let attached = match condition {
                 Condition::Untraced => true,
-                Condition::Tracer | Condition::TracerThreads => {
-                    fs::metadata(output).is_ok_and(|m| m.len() > 0)
-                }
+                Condition::Tracer
+                | Condition::TracerThreads
+                | Condition::Top
+                | Condition::TopThreads => fs::metadata(output).is_ok_and(|m| m.len() > 0),
                 Condition::Forkstat => probe::proc_connector_bound(pid),
                 Condition::Execsnoop | Condition::Exitsnoop | Condition::Bpftrace => {
                     // Make an exec and an exit happen, then look for program runs.
@@ -1034,13 +1044,15 @@ mod tests {
                 Condition::Untraced,
                 Condition::Tracer,
                 Condition::TracerThreads,
+                Condition::Top,
+                Condition::TopThreads,
                 Condition::Forkstat
             ]
         );
         assert_eq!(skipped.len(), 3);
         opts.quick = true;
         let (run, _) = plan_conditions(&opts, &tools);
-        assert_eq!(run.len(), 3);
+        assert_eq!(run.len(), 5);
         opts.conditions = vec![Condition::Forkstat];
         let (run, _) = plan_conditions(&opts, &tools);
         assert_eq!(run, [Condition::Untraced, Condition::Forkstat]);

@@ -529,6 +529,47 @@ pub fn targets(summaries: &[Summary], startup: &Startup) -> Vec<Target> {
         ));
     }
 
+    // `tracer top` (issue 11): the same pipeline as watch with a view in place of
+    // the lines, so it must lose nothing watch does not, for at most twice its CPU.
+    for t in summaries.iter().filter(|s| s.condition.is_top()) {
+        let Some(w) = t.condition.watch_twin().and_then(|twin| {
+            summaries
+                .iter()
+                .find(|w| w.condition == twin && w.mode == t.mode)
+        }) else {
+            continue;
+        };
+        let name = format!(
+            "{} vs {} on {}",
+            t.condition.name(),
+            w.condition.name(),
+            t.mode.name()
+        );
+        let (tl, wl) = (t.lost.unwrap_or(0), w.lost.unwrap_or(0));
+        let whole = t.recorded == t.expected || t.recorded >= w.recorded;
+        out.push(target(
+            &format!("loses nothing watch does not: {name}"),
+            Some(whole && tl <= wl),
+            format!(
+                "top {} of {} recorded, {tl} lost; watch {} of {}, {wl} lost",
+                count(t.recorded),
+                count(t.expected),
+                count(w.recorded),
+                count(w.expected)
+            ),
+        ));
+        if let (Some(tc), Some(wc)) = (t.cpu_ms_per_kop, w.cpu_ms_per_kop)
+            && wc > 0.0
+        {
+            let ratio = tc / wc;
+            out.push(target(
+                &format!("CPU ≤ 2× watch --quiet: {name}"),
+                Some(ratio <= 2.0),
+                format!("{tc:.2} vs {wc:.2} ms per 1,000 operations: {ratio:.2}×"),
+            ));
+        }
+    }
+
     if let Some(a) = Spread::of(&startup.attached_s) {
         out.push(target(
             "attached and streaming within 0.5 s of start",
