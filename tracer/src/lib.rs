@@ -8,6 +8,7 @@ pub mod decode;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod hooks;
 pub mod kconfig;
 pub mod kernel_log;
 pub mod loader;
