@@ -1103,3 +1103,20 @@ fn hooks_null_infop_waitid() {
         other => t.fail(&[me], format!("meta.hooks.path {other:?}: {hooks}")),
     }
 }
+
+/// A clone the kernel refuses (EINVAL from copy_process) is a `fork_failed` of the
+/// caller, on either path (sys_exit_clone, or fexit on kernel_clone).
+#[test]
+fn clone_einval() {
+    let t = run_traced(&["clone-einval"], &[]);
+    t.check_workload(0);
+    let me = t.workload_pid();
+    let about = [me];
+    let failed = t.one("fork_failed", &about, "of the workload", |r| {
+        r.pid() == Some(me)
+    });
+    ensure_eq!(t, about, failed.u64("errno"), Some(22), "errno");
+    ensure_eq!(t, about, failed.str("error"), Some("EINVAL"), "error");
+    ensure_eq!(t, about, failed.tid(), Some(me), "tid");
+    ensure_eq!(t, about, failed.str("comm"), Some(WORKLOAD_COMM), "comm");
+}
