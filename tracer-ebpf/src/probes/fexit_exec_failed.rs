@@ -7,8 +7,8 @@
 //! The functions are the architecture's syscall wrappers (`__x64_sys_execve` on
 //! x86_64), which take the user's registers, `const struct pt_regs *`; the agent
 //! resolves the members holding the first and second argument from BTF.
-//! do_execveat_common would serve every architecture alike but is inlined in
-//! some builds (absent from 6.18's BTF).
+//! do_execveat_common would serve every architecture alike but is inlined
+//! (absent from the BTF of Debian's 6.1 and of 6.18).
 
 use aya_ebpf::{macros::fexit, programs::FExitContext};
 
