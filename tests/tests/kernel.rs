@@ -1058,3 +1058,65 @@ fn storm() {
         "exec and exit records of the workers' children"
     );
 }
+
+/// Which programs reported reaps, failed execs and failed forks (`meta.hooks`),
+/// and what the fexit path adds: 20 zombies adopted at once by a subreaper that
+/// collects them with waitid(P_ALL, NULL infop). Through fexit on kernel_waitid
+/// each wait names its child, so every reap is exact, by the subreaper; through
+/// the syscall tracepoints the waits do not say which child went (the zombies
+/// test covers that path's inference), and `meta` says why fexit was not used.
+/// `TRACER_TEST_HOOKS` (set by `cargo xtask test --kernel`) names the path the
+/// kernel under test must take.
+#[test]
+fn hooks_null_infop_waitid() {
+    let t = run_traced(&["subreaper-null-waitid", "20"], &[]);
+    t.check_workload(0);
+    let me = t.workload_pid();
+    let meta = t.find("meta", |_| true);
+    let hooks = meta[0].get("hooks");
+    let path = hooks["path"].as_str().unwrap_or_default().to_string();
+    if let Ok(want) = std::env::var("TRACER_TEST_HOOKS") {
+        ensure_eq!(t, [me], path.as_str(), want.as_str(), "meta.hooks.path");
+    }
+    match path.as_str() {
+        "fexit" => {
+            ensure!(t, [me], hooks["fexit_refused"].is_null(), "{hooks}");
+            for kid in t.pids("zombies") {
+                let reap = check_reaped_by(&t, kid, me);
+                ensure!(
+                    t,
+                    [me, kid],
+                    reap.get("inferred").is_null(),
+                    "reap of {kid} by a NULL-infop waitid inferred on the fexit path: {reap}"
+                );
+            }
+        }
+        "syscall_tracepoints" => {
+            let why = hooks["fexit_refused"].as_str().unwrap_or_default();
+            ensure!(
+                t,
+                [me],
+                !why.is_empty(),
+                "no reason for the fallback: {hooks}"
+            );
+        }
+        other => t.fail(&[me], format!("meta.hooks.path {other:?}: {hooks}")),
+    }
+}
+
+/// A clone the kernel refuses (EINVAL from copy_process) is a `fork_failed` of the
+/// caller, on either path (sys_exit_clone, or fexit on kernel_clone).
+#[test]
+fn clone_einval() {
+    let t = run_traced(&["clone-einval"], &[]);
+    t.check_workload(0);
+    let me = t.workload_pid();
+    let about = [me];
+    let failed = t.one("fork_failed", &about, "of the workload", |r| {
+        r.pid() == Some(me)
+    });
+    ensure_eq!(t, about, failed.u64("errno"), Some(22), "errno");
+    ensure_eq!(t, about, failed.str("error"), Some("EINVAL"), "error");
+    ensure_eq!(t, about, failed.tid(), Some(me), "tid");
+    ensure_eq!(t, about, failed.str("comm"), Some(WORKLOAD_COMM), "comm");
+}

@@ -269,6 +269,11 @@ pub struct Config {
     pub waitid_options: u32,
     /// `siginfo_t.si_pid` offset (uapi ABI of the running architecture).
     pub siginfo_pid: u32,
+    // fexit path (see tracer/src/hooks.rs): `struct pt_regs` members holding a
+    // syscall's first and second argument, and `struct waitid_info.pid`.
+    pub regs_arg0: u32,
+    pub regs_arg1: u32,
+    pub waitid_info_pid: u32,
     /// SIGNAL_GROUP_EXIT (include/linux/sched/signal.h).
     pub signal_group_exit_flag: u32,
     /// Non-zero: also send thread fork/exit records.
@@ -307,4 +312,4 @@ const _: () = assert!(size_of::<FreeEvent>() == 64);
 const _: () = assert!(size_of::<ForkFailedEvent>() == 72);
 const _: () = assert!(size_of::<ForkerKey>() == 16);
 const _: () = assert!(size_of::<ForkerStats>() == 24);
-const _: () = assert!(size_of::<Config>() == 34 * 4);
+const _: () = assert!(size_of::<Config>() == 37 * 4);

@@ -68,6 +68,8 @@ pub enum BtfError {
     NoStruct { name: String, btf: String },
     #[error("typedef {name} not found in {btf}: this kernel lacks the tracepoint it names")]
     NoTypedef { name: String, btf: String },
+    #[error("function {name} not found in {btf}: it is inlined or absent in this kernel build")]
+    NoFunc { name: String, btf: String },
     #[error("{owner} has no member {member} in {btf}")]
     NoMember {
         owner: String,
@@ -307,10 +309,30 @@ impl Btf {
                         len: vlen as u32,
                     }
                 }
-                kind::ENUM | kind::FUNC_PROTO => {
+                kind::ENUM => {
                     need(pos, vlen * 8)?;
                     pos += vlen * 8;
                     Data::None
+                }
+                // Parameters (struct btf_param: name_off, type), kept as members
+                // at offset 0 so [`Btf::func_params`] can name them.
+                kind::FUNC_PROTO => {
+                    need(pos, vlen * 8)?;
+                    let first = members.len() as u32;
+                    for i in 0..vlen {
+                        let p = pos + i * 8;
+                        members.push(Member {
+                            name_off: at(p),
+                            type_id: at(p + 4),
+                            bit_offset: 0,
+                            bitfield_size: 0,
+                        });
+                    }
+                    pos += vlen * 8;
+                    Data::Members {
+                        first,
+                        len: vlen as u32,
+                    }
                 }
                 kind::VAR | kind::DECL_TAG => {
                     need(pos, 4)?;
@@ -382,6 +404,53 @@ impl Btf {
         })
     }
 
+    /// The parameter names of function `name` (the first FUNC of that name, as
+    /// the kernel's `btf_find_by_name_kind` would find it), in order.
+    pub fn func_params(&self, name: &str) -> Result<Vec<String>, BtfError> {
+        let id = self.func_id(name)?;
+        let proto = self.ty(self.ty(id)?.size_or_type)?;
+        let Data::Members { first, len } = proto.data else {
+            return Err(self.malformed(format!("function {name}'s type is not a FUNC_PROTO")));
+        };
+        let params = self
+            .members
+            .get(first as usize..(first + len) as usize)
+            .ok_or_else(|| self.malformed(format!("function {name}'s parameters")))?;
+        params
+            .iter()
+            .map(|p| self.name(p.name_off).map(str::to_owned))
+            .collect()
+    }
+
+    fn func_id(&self, name: &str) -> Result<u32, BtfError> {
+        for (id, t) in self.types.iter().enumerate().skip(1) {
+            if t.kind == kind::FUNC && t.name_off != 0 && self.name(t.name_off)? == name {
+                return Ok(id as u32);
+            }
+        }
+        Err(BtfError::NoFunc {
+            name: name.to_owned(),
+            btf: self.origin.clone(),
+        })
+    }
+
+    /// [`Btf::attach_only`], keeping also the functions in `funcs` at their ids,
+    /// for attaching fexit programs (aya's `FExit::load` looks the FUNC up by name).
+    pub fn attach_only_with_funcs(
+        &self,
+        typedefs: &[&str],
+        funcs: &[&str],
+    ) -> Result<Vec<u8>, BtfError> {
+        let mut wanted = Vec::with_capacity(typedefs.len() + funcs.len());
+        for &name in typedefs {
+            wanted.push((self.typedef_id(name)?, name, kind::TYPEDEF));
+        }
+        for &name in funcs {
+            wanted.push((self.func_id(name)?, name, kind::FUNC));
+        }
+        Ok(slim(wanted))
+    }
+
     /// A BTF blob that keeps only what attaching tp_btf programs needs: the
     /// typedefs in `typedefs` at their ids in this BTF, every other id up to the
     /// highest of them an anonymous `void *`.
@@ -393,48 +462,7 @@ impl Btf {
     /// this instead of the full vmlinux BTF saves it parsing ~150k types into
     /// tens of MB of small allocations, which was the agent's peak RSS.
     pub fn attach_only(&self, typedefs: &[&str]) -> Result<Vec<u8>, BtfError> {
-        let mut wanted = Vec::with_capacity(typedefs.len());
-        for &name in typedefs {
-            wanted.push((self.typedef_id(name)?, name));
-        }
-        wanted.sort_unstable();
-        let last = wanted.last().map_or(0, |&(id, _)| id);
-        let mut strings = vec![0u8];
-        let mut types = Vec::with_capacity(last as usize * 12);
-        let mut next = wanted.iter().peekable();
-        for id in 1..=last {
-            let (name_off, kind) = match next.next_if(|&&(want, _)| want == id) {
-                Some(&(_, name)) => {
-                    let off = strings.len() as u32;
-                    strings.extend_from_slice(name.as_bytes());
-                    strings.push(0);
-                    (off, kind::TYPEDEF)
-                }
-                None => (0, kind::PTR),
-            };
-            // struct btf_type: name_off, info (kind << 24, vlen 0), type (0 = void).
-            let info = u32::from(kind) << 24;
-            for word in [name_off, info, 0] {
-                types.extend_from_slice(&word.to_le_bytes());
-            }
-        }
-        let mut blob = Vec::with_capacity(HEADER_LEN + types.len() + strings.len());
-        blob.extend_from_slice(&MAGIC.to_le_bytes());
-        blob.push(1); // version
-        blob.push(0); // flags
-        let header = [
-            HEADER_LEN as u32,
-            0,
-            types.len() as u32,
-            types.len() as u32,
-            strings.len() as u32,
-        ];
-        for word in header {
-            blob.extend_from_slice(&word.to_le_bytes());
-        }
-        blob.extend_from_slice(&types);
-        blob.extend_from_slice(&strings);
-        Ok(blob)
+        self.attach_only_with_funcs(typedefs, &[])
     }
 
     /// Size in bytes of `struct name`.
@@ -699,6 +727,50 @@ impl Btf {
 }
 
 /// A builder of BTF blobs for tests here and in kconfig.
+/// The BTF blob of [`Btf::attach_only_with_funcs`]: each of `wanted` (id, name,
+/// kind) at its id, every other id up to the highest an anonymous `void *`.
+/// A FUNC's type is left 0: nothing reads its prototype from this blob.
+fn slim(mut wanted: Vec<(u32, &str, u8)>) -> Vec<u8> {
+    wanted.sort_unstable();
+    let last = wanted.last().map_or(0, |&(id, _, _)| id);
+    let mut strings = vec![0u8];
+    let mut types = Vec::with_capacity(last as usize * 12);
+    let mut next = wanted.iter().peekable();
+    for id in 1..=last {
+        let (name_off, kind) = match next.next_if(|&&(want, _, _)| want == id) {
+            Some(&(_, name, kind)) => {
+                let off = strings.len() as u32;
+                strings.extend_from_slice(name.as_bytes());
+                strings.push(0);
+                (off, kind)
+            }
+            None => (0, kind::PTR),
+        };
+        // struct btf_type: name_off, info (kind << 24, vlen 0), type (0 = void).
+        let info = u32::from(kind) << 24;
+        for word in [name_off, info, 0] {
+            types.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    let mut blob = Vec::with_capacity(HEADER_LEN + types.len() + strings.len());
+    blob.extend_from_slice(&MAGIC.to_le_bytes());
+    blob.push(1); // version
+    blob.push(0); // flags
+    let header = [
+        HEADER_LEN as u32,
+        0,
+        types.len() as u32,
+        types.len() as u32,
+        strings.len() as u32,
+    ];
+    for word in header {
+        blob.extend_from_slice(&word.to_le_bytes());
+    }
+    blob.extend_from_slice(&types);
+    blob.extend_from_slice(&strings);
+    blob
+}
+
 #[cfg(test)]
 pub(crate) mod builder {
     pub(crate) use super::kind;

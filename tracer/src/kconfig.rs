@@ -187,6 +187,10 @@ pub fn resolve(btf: &Btf, tracefs: &Path, threads: bool) -> Result<Config, Kconf
         waitid_infop: enter_waitid.field("infop", Exact(WORD))?,
         waitid_options: enter_waitid.field("options", AtLeast(4))?,
         siginfo_pid: SIGINFO_PID,
+        // Set by the loader when it takes the fexit path (crate::hooks).
+        regs_arg0: 0,
+        regs_arg1: 0,
+        waitid_info_pid: 0,
         signal_group_exit_flag: SIGNAL_GROUP_EXIT,
         threads: u32::from(threads),
         // A setting, not a layout: the loader sets it from the ring size.
@@ -249,6 +253,9 @@ pub fn describe(config: &Config) -> String {
         waitid_infop,
         waitid_options,
         siginfo_pid,
+        regs_arg0,
+        regs_arg1,
+        waitid_info_pid,
         signal_group_exit_flag,
         threads,
         wakeup_bytes,
@@ -278,6 +285,9 @@ pub fn describe(config: &Config) -> String {
             "  syscall tracepoints: sys_enter_execve.filename={execve_filename} \
              sys_enter_execveat.filename={execveat_filename} sys_exit_*.ret={sys_exit_ret} \
              sys_enter_waitid.infop={waitid_infop} sys_enter_waitid.options={waitid_options}"
+        ),
+        format!(
+            "  fexit: pt_regs args 0,1 = {regs_arg0},{regs_arg1} waitid_info.pid={waitid_info_pid}"
         ),
         format!(
             "  abi: siginfo_t.si_pid={siginfo_pid} SIGNAL_GROUP_EXIT={signal_group_exit_flag:#x}"
@@ -609,6 +619,9 @@ mod tests {
             waitid_infop: 32,
             waitid_options: 40,
             siginfo_pid: 16,
+            regs_arg0: 0,
+            regs_arg1: 0,
+            waitid_info_pid: 0,
             signal_group_exit_flag: 4,
             threads: 0,
             wakeup_bytes: 0,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod features;
 pub mod filter;
+pub mod hooks;
 pub mod identity;
 pub mod kconfig;
 pub mod kernel_log;

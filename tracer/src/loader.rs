@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{BtfTracePoint, ProgramError, TracePoint},
+    programs::{BtfTracePoint, FExit, ProgramError, TracePoint},
 };
 use tracer_common::{Config, ForkerKey, ForkerStats, kind};
 
-use crate::{btf, features, kconfig, kernel_log, tracefs};
+use crate::{btf, features, hooks, kconfig, kernel_log, tracefs};
 
 /// The eBPF object built by `cargo xtask build` (see tracer/build.rs); empty when
 /// the agent was built without it.
@@ -39,11 +39,19 @@ const SYSCALL_PROGRAMS: &[&str] = &[
     "sys_exit_clone3",
 ];
 
-/// The names of every program [`load`] loads and attaches: the BTF tracepoints,
-/// then the syscall tracepoints.
-pub fn program_names() -> impl Iterator<Item = &'static str> {
-    BTF_PROGRAMS.iter().chain(SYSCALL_PROGRAMS).copied()
+/// The names of every program [`load`] loads and attaches on `path`: the BTF
+/// tracepoints, then the fexit programs or the syscall tracepoints.
+pub fn program_names(path: hooks::Path) -> impl Iterator<Item = &'static str> {
+    let rest = match path {
+        hooks::Path::Fexit => hooks::FEXIT_PROGRAMS,
+        hooks::Path::SyscallTracepoints => SYSCALL_PROGRAMS,
+    };
+    BTF_PROGRAMS.iter().chain(rest).copied()
 }
+
+/// Set to `syscall_tracepoints` to skip the fexit path (to measure or test the
+/// fallback on a kernel that has trampolines).
+pub const HOOKS_ENV: &str = "TRACER_HOOKS";
 
 /// aya-log-ebpf's ring buffer of log records, and its size with `-vv` (aya-log-ebpf's default).
 const LOG_MAP: &str = "AYA_LOGS";
@@ -189,6 +197,10 @@ pub struct Loaded {
     pub lost: PerCpuArray<MapData, u64>,
     pub counters: Counters,
     pub config: Config,
+    /// Where reaps, failed execs and failed forks come from (see [`hooks`]).
+    pub hooks: hooks::Path,
+    /// Why the fexit path was not taken, when it was not.
+    pub fexit_refused: Option<String>,
     pub tracefs: PathBuf,
     /// The programs' diagnostics, to read when readable; `None` unless asked for.
     pub kernel_log: Option<kernel_log::KernelLog>,
@@ -265,7 +277,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::TooOld(line));
     }
     let tracefs = tracefs::ensure_mounted()?;
-    let (mut config, attach_btf) = {
+    let (mut config, attach_btf, plan) = {
         // Our reader of the kernel's BTF gives the offsets and a slim BTF for
         // attaching (see `Btf::attach_only`); it is freed before aya parses
         // the full BTF in `EbpfLoader::new`, so only one parse is alive at a time.
@@ -275,11 +287,26 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map(|name| format!("btf_trace_{name}"))
             .collect();
         let typedefs: Vec<&str> = typedefs.iter().map(String::as_str).collect();
+        let plan = match std::env::var(HOOKS_ENV) {
+            Ok(v) if v == hooks::Path::SyscallTracepoints.name() => {
+                Err(format!("{HOOKS_ENV}={v} asks for the syscall tracepoints"))
+            }
+            _ => hooks::plan(&kernel_btf).map_err(|e| chain(&e)),
+        };
+        let funcs: Vec<&str> = plan.as_ref().map_or(Vec::new(), |p| {
+            p.programs.iter().map(|f| f.function.as_str()).collect()
+        });
         (
             kconfig::resolve(&kernel_btf, &tracefs, opts.threads)?,
-            kernel_btf.attach_only(&typedefs)?,
+            kernel_btf.attach_only_with_funcs(&typedefs, &funcs)?,
+            plan,
         )
     };
+    if let Ok(plan) = &plan {
+        config.regs_arg0 = plan.regs_arg[0];
+        config.regs_arg1 = plan.regs_arg[1];
+        config.waitid_info_pid = plan.waitid_info_pid;
+    }
     config.wakeup_bytes = opts.ring_size / 4;
     config.task_btf = u32::from(found.task_btf && !features::forced_probe_read());
     let aya_btf = aya::Btf::parse(&attach_btf, aya::Endianness::default())
@@ -313,16 +340,22 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             why: chain(&e),
         })?;
     }
-    for &name in SYSCALL_PROGRAMS {
-        let prog: &mut TracePoint = program(&mut ebpf, name)?;
-        prog.load()
-            .map_err(|e| refused(name, e, verifier_log(opts).as_mut().map(|w| w as _)))?;
-        prog.attach("syscalls", name)
-            .map_err(|e| LoadError::Program {
-                name,
-                why: chain(&e),
-            })?;
-    }
+    // The fexit set where the kernel loads and attaches it all, else the
+    // syscall tracepoints: loading is the probe (this is where a kernel without
+    // trampolines, or one whose lockdown refuses them, says no).
+    let (hooks, fexit_refused) = match plan {
+        Ok(plan) => match attach_fexit(&mut ebpf, &plan, &aya_btf) {
+            Ok(()) => (hooks::Path::Fexit, None),
+            Err(why) => {
+                attach_syscall_tracepoints(&mut ebpf, opts)?;
+                (hooks::Path::SyscallTracepoints, Some(why))
+            }
+        },
+        Err(why) => {
+            attach_syscall_tracepoints(&mut ebpf, opts)?;
+            (hooks::Path::SyscallTracepoints, Some(why))
+        }
+    };
 
     // Hand the freed parse back to the kernel before the ring buffer is mapped,
     // so the agent's peak RSS is not the sum of both.
@@ -347,6 +380,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         lost,
         counters: Counters { seen, forks },
         config,
+        hooks,
+        fexit_refused,
         tracefs,
         kernel_log,
     })
@@ -391,6 +426,50 @@ fn refused(name: &'static str, e: ProgramError, log: Option<&mut dyn std::io::Wr
 /// Where a refused program's verifier log goes: stderr with `-v`, else nowhere.
 fn verifier_log(opts: &LoadOptions) -> Option<std::io::Stderr> {
     opts.verifier_log.then(std::io::stderr)
+}
+
+/// Loads and attaches every fexit program of `plan`; on the first failure
+/// unloads those done (detaching them) and says why.
+fn attach_fexit(ebpf: &mut Ebpf, plan: &hooks::Plan, btf: &aya::Btf) -> Result<(), String> {
+    let mut done = Vec::new();
+    let mut result = Ok(());
+    for f in &plan.programs {
+        let step = program::<FExit>(ebpf, f.program)
+            .map_err(|e| chain(&e))
+            .and_then(|prog| {
+                prog.load(&f.function, btf)
+                    .and_then(|()| prog.attach().map(drop))
+                    .map_err(|e| format!("fexit on {}: {}", f.function, chain(&e)))
+            });
+        done.push(f.program);
+        if let Err(why) = step {
+            result = Err(why);
+            break;
+        }
+    }
+    if result.is_err() {
+        for name in done {
+            if let Some(aya::programs::Program::FExit(prog)) = ebpf.program_mut(name) {
+                // Not loaded (the failing one) is fine: nothing to undo.
+                let _ = prog.unload();
+            }
+        }
+    }
+    result
+}
+
+fn attach_syscall_tracepoints(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<(), LoadError> {
+    for &name in SYSCALL_PROGRAMS {
+        let prog: &mut TracePoint = program(ebpf, name)?;
+        prog.load()
+            .map_err(|e| refused(name, e, verifier_log(opts).as_mut().map(|w| w as _)))?;
+        prog.attach("syscalls", name)
+            .map_err(|e| LoadError::Program {
+                name,
+                why: chain(&e),
+            })?;
+    }
+    Ok(())
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

@@ -34,7 +34,7 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        subreaper-ignores-sigchld N
        fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS
        join-fork PROCS_FILE|-  cgroup-storm PROCS_FILE PARENTS SECS PACE_MS
-       exec-errors DIR  crash DIR";
+       exec-errors DIR  crash DIR  clone-einval";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +53,7 @@ fn main() {
         "leader-exits-first" => leader_exits_first(),
         "thread-exec" => thread_exec(),
         "enoent" => enoent(),
+        "clone-einval" => clone_einval(),
         "efault" => efault(),
         "script" => script(),
         "script-then-exec" => script_then_exec(num_arg(&args, 1)),
@@ -328,6 +329,30 @@ fn enoent() -> i32 {
         ));
     }
     report(json!({ "self": getpid(), "filename": "/nonexistent/tracer-test" }));
+    0
+}
+
+/// clone(CLONE_SIGHAND) without CLONE_VM: kernel/fork.c copy_process refuses it
+/// with EINVAL, for root too, so a fork fails without exhausting anything.
+fn clone_einval() -> i32 {
+    // SAFETY: raw clone that the kernel refuses: no child is created.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_SIGHAND | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if rc != -1 || errno() != libc::EINVAL {
+        broken(&format!(
+            "clone-einval: clone returned {rc} (errno {}), expected EINVAL",
+            errno()
+        ));
+    }
+    report(json!({ "self": getpid() }));
     0
 }
 

@@ -87,7 +87,8 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         };
         let mut got = 0u32;
         if len > 0 {
-            let err = bpf_probe_read_user(buf.as_mut_ptr().add(FIXED).cast(), len, start as *const _);
+            let err =
+                bpf_probe_read_user(buf.as_mut_ptr().add(FIXED).cast(), len, start as *const _);
             if err == 0 {
                 got = len;
             } else {

@@ -5,6 +5,7 @@
 //! the syscall returned an error.
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::generated::{bpf_get_current_pid_tgid, bpf_probe_read_user_str},
     macros::tracepoint,
     programs::TracePointContext,
@@ -70,6 +71,14 @@ fn exit(ctx: &TracePointContext) {
     if ret >= 0 {
         return;
     }
+    emit(ctx, (-ret) as u32, ptr);
+}
+
+/// Sends an exec_failed record for the running task, whose exec of the file name
+/// at user address `ptr` failed with `errno` (also used by the fexit path,
+/// fexit_exec_failed.rs).
+#[inline(always)]
+pub(crate) fn emit<C: EbpfContext>(ctx: &C, errno: u32, ptr: u64) {
     count_seen(kind::EXEC_FAILED);
     let Some(mut entry) = EVENTS.reserve::<ExecFailedEvent>(0) else {
         count_lost(kind::EXEC_FAILED);
@@ -79,7 +88,7 @@ fn exit(ctx: &TracePointContext) {
         let ev = &mut *entry.as_mut_ptr();
         let task = crate::task::current();
         fill_header(&mut ev.header, kind::EXEC_FAILED, task, true);
-        ev.errno = (-ret) as u32;
+        ev.errno = errno;
         // The caller's memory is intact after a failed exec: read the name now.
         let n = bpf_probe_read_user_str(
             ev.filename.as_mut_ptr().cast(),

@@ -50,6 +50,13 @@ fn check(ctx: &TracePointContext) {
     if ret >= 0 {
         return;
     }
+    emit((-ret) as u32);
+}
+
+/// Sends a fork_failed record for the running task (also used by the fexit path,
+/// fexit_fork_failed.rs).
+#[inline(always)]
+pub(crate) fn emit(errno: u32) {
     count_seen(kind::FORK_FAILED);
     let Some(mut entry) = EVENTS.reserve::<ForkFailedEvent>(0) else {
         count_lost(kind::FORK_FAILED);
@@ -59,7 +66,7 @@ fn check(ctx: &TracePointContext) {
         let ev = &mut *entry.as_mut_ptr();
         let task = crate::task::current();
         fill_header(&mut ev.header, kind::FORK_FAILED, task, true);
-        ev.errno = (-ret) as u32;
+        ev.errno = errno;
         ev._pad = 0;
     }
     entry.submit(wakeup_flags());

@@ -2,6 +2,9 @@
 mod exec;
 mod exec_failed;
 mod exit;
+mod fexit_exec_failed;
+mod fexit_fork_failed;
+mod fexit_wait;
 mod fork_failed;
 mod free;
 mod newtask;

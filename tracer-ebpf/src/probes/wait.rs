@@ -114,8 +114,9 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Sends a wait record for the running task (also used by the fexit path, fexit_wait.rs).
 #[inline(always)]
-fn emit(child_pid: u32, syscall: u32, options: u32) {
+pub(crate) fn emit(child_pid: u32, syscall: u32, options: u32) {
     count_seen(kind::WAIT);
     let Some(mut entry) = EVENTS.reserve::<WaitEvent>(0) else {
         count_lost(kind::WAIT);

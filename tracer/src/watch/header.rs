@@ -91,6 +91,13 @@ pub fn meta_fields(args: &Args) -> Vec<u8> {
     out
 }
 
+/// The `hooks` field of the `meta` record (`,"hooks":{..}`): which programs
+/// report reaps, failed execs and failed forks, known once loaded.
+pub fn hooks_field(path: crate::hooks::Path, fexit_refused: Option<&str>) -> Vec<u8> {
+    let v = json!({"path": path.name(), "fexit_refused": fexit_refused});
+    format!(",\"hooks\":{v}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +144,26 @@ mod tests {
         assert!(!String::from_utf8_lossy(&text).contains("secret"));
     }
 
+    #[test]
+    fn hooks_field_names_the_path_and_why() {
+        let parse = |b: Vec<u8>| -> Value {
+            let mut t = b"{\"x\":0".to_vec();
+            t.extend(b);
+            t.push(b'}');
+            serde_json::from_slice(&t).unwrap()
+        };
+        let v = parse(hooks_field(crate::hooks::Path::Fexit, None));
+        assert_eq!(v["hooks"], json!({"path": "fexit", "fexit_refused": null}));
+        let v = parse(hooks_field(
+            crate::hooks::Path::SyscallTracepoints,
+            Some("fexit on kernel_wait4: \"EPERM\""),
+        ));
+        assert_eq!(
+            v["hooks"],
+            json!({"path": "syscall_tracepoints", "fexit_refused": "fexit on kernel_wait4: \"EPERM\""})
+        );
+    }
+
     /// The `meta` example in docs/events.md has exactly the fields written, and
     /// its `options` exactly the keys of [`options`].
     #[test]
@@ -159,6 +186,7 @@ mod tests {
             "--events",
             "exec",
         ])));
+        text.extend(hooks_field(crate::hooks::Path::Fexit, None));
         text.push(b'}');
         let ours: Value = serde_json::from_slice(&text).unwrap();
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();

@@ -304,7 +304,21 @@ async fn run(args: &Args, verbose: u8, view: Option<Box<dyn View>>) -> anyhow::R
         diagnostics: verbose >= 2,
         verifier_log: verbose >= 1,
     })?;
+    if let Some(f) = sinks.file.as_mut() {
+        f.meta.extend(header::hooks_field(
+            loaded.hooks,
+            loaded.fexit_refused.as_deref(),
+        ));
+    }
     if verbose > 0 {
+        eprintln!(
+            "tracer: reaps, failed execs and failed forks from {}{}",
+            loaded.hooks.name(),
+            loaded
+                .fexit_refused
+                .as_deref()
+                .map_or(String::new(), |why| format!(" (fexit not used: {why})"))
+        );
         eprintln!("tracer: tracefs at {}", loaded.tracefs.display());
         eprintln!(
             "tracer: kernel layout: {}",

@@ -11,8 +11,8 @@
 mod child;
 mod conditions;
 mod probe;
-mod readback;
 mod pty;
+mod readback;
 mod report;
 mod soak;
 
@@ -64,6 +64,13 @@ pub struct Options {
     /// 8 hosts (and 80), MB/s and peak RSS, next to DuckDB's read_json.
     #[arg(long, conflicts_with = "soak")]
     pub report: bool,
+    /// Run the bench in a VM booted on this Debian kernel (as `cargo xtask test
+    /// --kernel`), once with the default hooks and once with the syscall tracepoints.
+    #[arg(long, value_name = "VERSION")]
+    pub kernel: Option<String>,
+    /// Set by `--kernel` for the bench inside the VM: use what the host built.
+    #[arg(long, hide = true)]
+    pub in_vm: bool,
 }
 
 const QUICK_RUNS: usize = 2;
@@ -105,19 +112,39 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
     if opts.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    if let Some(version) = &opts.kernel {
+        // The bench's own options, minus --kernel, for the bench inside the VM.
+        let mut args = Vec::new();
+        let mut it = std::env::args().skip_while(|a| a != "bench").skip(1);
+        while let Some(a) = it.next() {
+            if a == "--kernel" {
+                it.next();
+            } else if !a.starts_with("--kernel=") {
+                args.push(a);
+            }
+        }
+        return crate::vm::bench::bench(version, &args);
+    }
     child::catch_interrupts();
     let command_line = command_line(opts);
 
-    // The release tracer, and tracer-storm, through xtask's own build.
-    let object = ebpf::build()?;
-    build::agent(true, &object, &["tracer", "tracer-tests"])?;
-    setup::tracefs(false)?;
-    if opts.peers {
-        install_peers()?;
+    // The release tracer, and tracer-storm, through xtask's own build; in the VM,
+    // what the host built (the workspace is read-only there).
+    if !opts.in_vm {
+        let object = ebpf::build()?;
+        build::agent(true, &object, &["tracer", "tracer-tests"])?;
+        setup::tracefs(false)?;
+        if opts.peers {
+            install_peers()?;
+        }
     }
 
     let release = cmd::target_dir().join("release");
-    let dir = cmd::target_dir().join("bench");
+    let dir = if opts.in_vm {
+        PathBuf::from("/tmp/bench")
+    } else {
+        cmd::target_dir().join("bench")
+    };
     let tmp = dir.join("tmp");
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let bpftrace_script = dir.join("events.bt");
@@ -1009,6 +1036,8 @@ mod tests {
             conditions: vec![Condition::Tracer, Condition::TracerThreads],
             soak: None,
             report: false,
+            kernel: None,
+            in_vm: false,
         };
         assert_eq!(
             command_line(&opts),
@@ -1036,6 +1065,8 @@ mod tests {
             conditions: vec![],
             soak: None,
             report: false,
+            kernel: None,
+            in_vm: false,
         };
         let (run, skipped) = plan_conditions(&opts, &tools);
         assert_eq!(

@@ -5,6 +5,7 @@
 //! code to a shared directory before powering off. Nothing is installed into the host's
 //! /boot or /lib/modules.
 
+pub mod bench;
 mod cpio;
 mod debian;
 mod init;
@@ -333,7 +334,7 @@ fn plan(
     args: &[String],
 ) -> Result<init::Plan> {
     let debug = cmd::target_dir().join("debug");
-    let env = vec![
+    let mut env = vec![
         (
             "PATH".into(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
@@ -346,6 +347,13 @@ fn plan(
             qemu::utf8(&debug.join("tracer-workload"))?,
         ),
     ];
+    // The path the tracer must take there (kernel.rs hooks_null_infop_waitid),
+    // when the caller says which: `TRACER_TEST_HOOKS=fexit cargo xtask test --kernel 6.1`.
+    for key in ["TRACER_TEST_HOOKS", "TRACER_HOOKS"] {
+        if let Ok(v) = std::env::var(key) {
+            env.push((key.into(), v));
+        }
+    }
     let mut command = vec![qemu::utf8(tests)?];
     if !args.iter().any(|a| a.starts_with("--test-threads")) {
         command.push(format!("--test-threads={CPUS}"));
