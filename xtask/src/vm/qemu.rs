@@ -187,8 +187,8 @@ pub enum Ended {
     TimedOut,
 }
 
-/// Runs qemu, printing each console line with `prefix`, writing it to `log` and giving
-/// it to `progress`; kills qemu after `timeout`.
+/// Runs qemu, writing each console line to `log` and giving it to `progress`, and
+/// printing with `prefix` what `progress` says to show of it; kills qemu after `timeout`.
 pub fn run(
     mut qemu: Command,
     prefix: &str,
@@ -227,9 +227,11 @@ pub fn run(
                         // look alike in the guest's own timestamps.
                         let _ =
                             writeln!(log_file, "{:7.1} {text}", started.elapsed().as_secs_f64());
-                        progress.line(text);
+                        let shown = progress.line(text);
                         let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{prefix}{text}");
+                        for line in shown {
+                            let _ = writeln!(out, "{prefix}{line}");
+                        }
                         let _ = out.flush();
                     }
                 }
