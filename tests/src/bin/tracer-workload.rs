@@ -17,8 +17,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// How long any wait-for-a-condition may take before the workload gives up.
+/// How long any wait-for-a-condition may take before the workload gives up, times
+/// `TRACER_TEST_DEADLINE_SCALE` when set (tracer_tests::child::DEADLINE_SCALE_VAR:
+/// the VM of `cargo xtask test --kernel` sets it for its slower CPU).
 const DEADLINE: Duration = Duration::from_secs(20);
+
+fn deadline() -> Instant {
+    let scale = std::env::var("TRACER_TEST_DEADLINE_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    Instant::now() + DEADLINE * scale
+}
 
 /// Exit status of a workload whose own checks failed.
 const BROKEN: i32 = 2;
@@ -522,7 +533,7 @@ fn autoreap() -> i32 {
     if child == 0 {
         child_exit(0);
     }
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = deadline();
     // kill(pid, 0) fails with ESRCH once the task is released.
     // SAFETY: signal 0 only checks for existence.
     while unsafe { libc::kill(child, 0) } == 0 {
@@ -768,7 +779,7 @@ fn sleep_ms(ms: u64) {
 
 /// Polls until `cond` holds; false if it did not before the deadline.
 fn poll(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = deadline();
     while !cond() {
         if Instant::now() > deadline {
             return false;
