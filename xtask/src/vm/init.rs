@@ -147,12 +147,15 @@ pub fn script(plan: &Plan) -> String {
             s.push(' ');
             s.push_str(&quote(arg));
         }
-        // What an executable left in /tmp (a tmpfs, so memory) goes before the next;
-        // the host cannot see the VM's /tmp anyway.
+        // What an executable left goes before the next one starts: processes (a
+        // killed executable's tracers and workloads, in their own process groups;
+        // kill(-1) spares init and the caller) and files in /tmp (a tmpfs, so
+        // memory; the host cannot see it anyway).
         s.push_str(&format!(
             "\ncode=$?\n\
              echo \"tests {name} $code\" >> /vm/result/status || echo \"vm-init: cannot write the status file\"\n\
              echo \"{END_MARK}{name} $code\"\n\
+             $BB kill -KILL -1 2>/dev/null\n\
              $BB rm -rf /tmp/* 2>/dev/null\n"
         ));
     }

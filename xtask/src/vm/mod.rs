@@ -26,9 +26,9 @@ use crate::{build, ebpf, setup};
 /// Steps of a VM run, for the `step i/N` lines.
 const STEPS: usize = 5;
 /// How long one test executable may run in the VM before the init script kills it.
-/// Emulated (TCG) on 2 busy cores the longest, faults.rs (a 60 s fork bomb, CPU
-/// starvation), takes about TODO minutes; KVM is faster. An executable past this is
-/// stuck, not slow.
+/// Emulated (TCG) on 2 cores shared with other work (load 17), faults.rs (a 60 s
+/// fork bomb, CPU starvation) took 3.5 minutes and the longest about 10; KVM is
+/// faster. An executable past this is stuck, not slow.
 const LIMIT_PER_EXECUTABLE: Duration = Duration::from_secs(20 * 60);
 /// Boot and power-off, on top of the executables' limits, before the VM is killed.
 const BOOT_LIMIT: Duration = Duration::from_secs(5 * 60);
