@@ -241,23 +241,25 @@ impl Run<'_> {
             .filter(|(_, code)| *code != 0)
             .map(|(name, _)| name.as_str())
             .collect();
-        if !failed.is_empty() {
-            bail!(
-                "the kernel tests failed on {kernel}: {}; their failures are above, all \
-                 output in {}",
-                failed.join(", "),
-                log.display()
-            );
-        }
-        if codes.len() < self.binaries.len() {
-            bail!(
-                "the VM on {kernel} stopped ({status}) after {} of {} test executables, {}; \
-                 console log {}",
+        // A VM that stopped early says so even when some executables also failed.
+        let stopped = (codes.len() < self.binaries.len()).then(|| {
+            format!(
+                "the VM on {kernel} stopped ({status}) after {} of {} test executables, {}",
                 codes.len(),
                 self.binaries.len(),
-                progress.summary(),
+                progress.summary()
+            )
+        });
+        match (failed.is_empty(), stopped) {
+            (true, None) => {}
+            (true, Some(stopped)) => bail!("{stopped}; console log {}", log.display()),
+            (false, stopped) => bail!(
+                "the kernel tests failed on {kernel}: {}{}; their failures are above, all \
+                 output in {}",
+                failed.join(", "),
+                stopped.map(|s| format!("; and {s}")).unwrap_or_default(),
                 log.display()
-            );
+            ),
         }
         let (passed, ignored) = progress
             .outcomes()
