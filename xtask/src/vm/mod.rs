@@ -197,7 +197,14 @@ impl Run<'_> {
             shares: shares(&result)?,
             cpus: CPUS,
             memory_mib: MEMORY_MIB,
+            tsc_khz: match self.accel {
+                qemu::Accel::Kvm => None,
+                qemu::Accel::Tcg => qemu::host_tsc_khz(),
+            },
         };
+        if let Some(khz) = vm.tsc_khz {
+            println!("xtask: host TSC {khz} kHz, the emulated guest's (tsc_early_khz)");
+        }
         let list = self
             .binaries
             .iter()
