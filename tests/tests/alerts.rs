@@ -4,8 +4,8 @@
 //!
 //! Needs root and a built tracer, like tests/tests/kernel.rs. Thresholds are
 //! lowered by flags where a busy two-core machine could miss the default (the
-//! fork-storm rate: 10/s against a workload forking at a hundred per second in
-//! an emulated VM, thousands on a quiet host) or where the default would make the test slow (zombie counts
+//! fork-storm rate: 5/s against a workload forking at 40 per second in an
+//! emulated VM on a loaded host, thousands on a quiet host) or where the default would make the test slow (zombie counts
 //! and ages).
 
 use std::time::Duration;
@@ -36,8 +36,9 @@ fn check_culprit(t: &Trace, a: &Rec, pid: u32) {
     );
 }
 
-/// The fork-storm threshold (`--storm-rate`) of the storm test, per second.
-const STORM_RATE: u64 = 10;
+/// The fork-storm threshold (`--storm-rate`) of the storm test, per second: an
+/// emulated VM on a loaded host forks about 40 a second with the tracer on.
+const STORM_RATE: u64 = 5;
 
 #[test]
 fn fork_storm_raises_one_alert_naming_the_parent() {
@@ -46,7 +47,7 @@ fn fork_storm_raises_one_alert_naming_the_parent() {
     // a 2 s quiet period, ends while still traced.
     let t = run_traced_within(
         &["fork-storm", "5", "100000", "3500"],
-        // A tenth of the default rate: on a loaded 2-core machine, and in an
+        // A twentieth of the default rate: on a loaded 2-core machine, and in an
         // emulated VM (`cargo xtask test --kernel`, where a fork costs ten times
         // more), the workload's rate dips now and then, and a dip below the
         // threshold restarts the 3 s.
