@@ -150,8 +150,9 @@ fn ensure_ok(run: &Proc, ok: bool) {
 #[test]
 fn no_alerts_raises_none_end_to_end() {
     let storm = ["fork-storm", "3", "100000", "100"];
-    // 10/s: an emulated VM (`cargo xtask test --kernel`) forks about 50/s.
-    let flags = ["--storm-rate", "10", "--storm-for", "1s"];
+    // 5/s: an emulated VM (`cargo xtask test --kernel`) on a loaded host forks
+    // about 40/s.
+    let flags = ["--storm-rate", "5", "--storm-for", "1s"];
     let control = run_traced_within(&storm, &flags, Duration::from_secs(120));
     control.check_workload(0);
     let me = control.workload_pid();
@@ -160,8 +161,8 @@ fn no_alerts_raises_none_end_to_end() {
     ensure!(
         control,
         [me],
-        children * 1000 / storm_ms.max(1) > 30,
-        "the workload forked only {children} children in {storm_ms} ms: too slow to test a 10/s threshold"
+        children * 1000 / storm_ms.max(1) > 20,
+        "the workload forked only {children} children in {storm_ms} ms: too slow to test a 5/s threshold"
     );
     let a = control.one_alert("fork_storm", false, &[me]);
     ensure_eq!(
@@ -181,7 +182,7 @@ fn no_alerts_raises_none_end_to_end() {
     ensure!(
         t,
         [me],
-        t.find("fork", |r| r.ppid() == Some(me)).len() > 30,
+        t.find("fork", |r| r.ppid() == Some(me)).len() > 20,
         "the storm was recorded ({children} children forked)"
     );
     let alerts: Vec<&Rec> = t
