@@ -23,6 +23,25 @@ const PIPE_GRACE: Duration = Duration::from_secs(10);
 /// before the test kills what it started and fails.
 pub const STEP_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The variable that stretches every deadline of the tests (and of tracer-workload)
+/// by a whole factor: `cargo xtask test --kernel` sets it in its VM, whose emulated
+/// CPU (TCG) makes a fork or an exec ten times slower than on the host, so that a
+/// step that takes 10 s there is not failed by a deadline made for the host. It
+/// changes no threshold a test asserts: deadlines only bound how long a wait may go.
+pub const DEADLINE_SCALE_VAR: &str = "TRACER_TEST_DEADLINE_SCALE";
+
+/// `deadline` stretched by [`DEADLINE_SCALE_VAR`] (unset: 1). A value that is not
+/// a whole number from 1 up fails the test, naming it.
+pub fn scaled(deadline: Duration) -> Duration {
+    match std::env::var(DEADLINE_SCALE_VAR) {
+        Err(_) => deadline,
+        Ok(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => deadline * n,
+            _ => panic!("{DEADLINE_SCALE_VAR}={v:?}: expected a whole number from 1 up"),
+        },
+    }
+}
+
 /// A process the test started (a tracer, or a workload it follows), in its own
 /// process group, its stdout and stderr captured as they come. Dropping it kills
 /// the group, so nothing outlives a failed test.
@@ -158,7 +177,8 @@ impl Proc {
         if !poll_until(deadline, || self.try_status().is_some()) {
             kill_group(self.pid());
             panic!(
-                "still running after {deadline:?}; killed it.\n{}\n{}",
+                "still running after {:?}; killed it.\n{}\n{}",
+                scaled(deadline),
                 self.describe(),
                 more()
             );
@@ -177,7 +197,7 @@ impl Proc {
 
     /// Waits until its stdout and stderr are closed, or [`PIPE_GRACE`] passed.
     fn wait_pipes_closed(&self) {
-        let grace = Instant::now() + PIPE_GRACE;
+        let grace = Instant::now() + scaled(PIPE_GRACE);
         for done in &self.done {
             let _ = done.recv_timeout(grace.saturating_duration_since(Instant::now()));
         }
@@ -230,9 +250,10 @@ pub fn require_root() {
     }
 }
 
-/// Polls `cond` (every 10 ms) until it holds; false if it did not within `timeout`.
+/// Polls `cond` (every 10 ms) until it holds; false if it did not within `timeout`
+/// ([`scaled`]).
 pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
+    let end = Instant::now() + scaled(timeout);
     loop {
         if cond() {
             return true;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tracer_tests::{
-    Rec, Trace, ancestors_of_self, ensure, ensure_eq, run_traced, run_traced_within,
+    PidsCgroup, Rec, Trace, ancestors_of_self, ensure, ensure_eq, run_traced, run_traced_within,
 };
 
 /// comm of the workload and of children that have not exec'd: its file name, which
@@ -946,6 +946,82 @@ fn wnowait() {
         about,
         reap.seq() > marker_rec.seq(),
         "WNOWAIT taken for a reap: reap before the marker"
+    );
+}
+
+/// A fork the kernel refuses: the workload joins a cgroup whose `pids.max` (2) leaves
+/// room for one child, so its second fork fails with EAGAIN in copy_process
+/// (cgroup_can_fork -> pids_can_fork), as root, where RLIMIT_NPROC would not apply.
+/// The failure is one `fork_failed` record of the caller; the fork before it is a
+/// normal fork, exit and reap.
+#[test]
+fn fork_fails_at_pids_max() {
+    let name = format!("tracer-kernel-pids-max-{}", std::process::id());
+    let mut cgroup = PidsCgroup::create(&name, 2)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| {
+            panic!("no cgroup pids controller (cgroup2 or v1 pids) is mounted: the test needs one")
+        });
+    let procs = cgroup.procs_file();
+    let t = run_traced(&["pids-max-fork", procs.to_str().expect("UTF-8")], &[]);
+    let refused = cgroup.refused_forks();
+    cgroup.remove().unwrap_or_else(|e| panic!("{e}"));
+    t.check_workload(0);
+    let me = t.workload_pid();
+    let child = t.pid("child");
+    let about = [me, child];
+    ensure_eq!(
+        t,
+        about,
+        t.fact("errno").as_u64(),
+        Some(11),
+        "errno the workload saw"
+    );
+    ensure_eq!(
+        t,
+        about,
+        refused,
+        Some(1),
+        "forks pids.events counted as refused"
+    );
+
+    let fork = t.fork_of(child);
+    check_fork_from(&t, fork, child, me);
+    check_exited(&t, child, 0);
+    check_reaped_by(&t, child, me);
+
+    let failed = t.one("fork_failed", &about, "of the workload", |r| {
+        r.pid() == Some(me)
+    });
+    ensure_eq!(t, about, failed.u64("errno"), Some(11), "errno of {failed}");
+    ensure_eq!(
+        t,
+        about,
+        failed.str("error"),
+        Some("EAGAIN"),
+        "error of {failed}"
+    );
+    ensure_eq!(t, about, failed.tid(), Some(me), "tid of {failed}");
+    ensure_eq!(t, about, failed.u64("uid"), Some(0), "uid of {failed}");
+    ensure_eq!(
+        t,
+        about,
+        failed.str("comm"),
+        Some(WORKLOAD_COMM),
+        "comm of {failed}"
+    );
+    ensure_eq!(
+        t,
+        about,
+        failed.str("proc_id"),
+        Some(t.proc_id_of(me).as_str()),
+        "proc_id of {failed}"
+    );
+    ensure!(
+        t,
+        about,
+        fork.seq() < failed.seq(),
+        "fork_failed before the fork of the child that filled the cgroup"
     );
 }
 

@@ -150,7 +150,9 @@ fn ensure_ok(run: &Proc, ok: bool) {
 #[test]
 fn no_alerts_raises_none_end_to_end() {
     let storm = ["fork-storm", "3", "100000", "100"];
-    let flags = ["--storm-rate", "100", "--storm-for", "1s"];
+    // 5/s: an emulated VM (`cargo xtask test --kernel`) on a loaded host forks
+    // about 40/s.
+    let flags = ["--storm-rate", "5", "--storm-for", "1s"];
     let control = run_traced_within(&storm, &flags, Duration::from_secs(120));
     control.check_workload(0);
     let me = control.workload_pid();
@@ -159,8 +161,8 @@ fn no_alerts_raises_none_end_to_end() {
     ensure!(
         control,
         [me],
-        children * 1000 / storm_ms.max(1) > 300,
-        "the workload forked only {children} children in {storm_ms} ms: too slow to test a 100/s threshold"
+        children * 1000 / storm_ms.max(1) > 20,
+        "the workload forked only {children} children in {storm_ms} ms: too slow to test a 5/s threshold"
     );
     let a = control.one_alert("fork_storm", false, &[me]);
     ensure_eq!(
@@ -180,7 +182,7 @@ fn no_alerts_raises_none_end_to_end() {
     ensure!(
         t,
         [me],
-        t.find("fork", |r| r.ppid() == Some(me)).len() > 300,
+        t.find("fork", |r| r.ppid() == Some(me)).len() > 20,
         "the storm was recorded ({children} children forked)"
     );
     let alerts: Vec<&Rec> = t
@@ -206,15 +208,16 @@ fn no_alerts_raises_none_end_to_end() {
 }
 
 /// Twenty processes in one cgroup each fork at most 40 children a second (under
-/// the 100/s per-parent threshold), together several hundred: one `fork_storm`
-/// alert of scope `cgroup` naming the cgroup, none of scope `process`.
+/// the 50/s per-parent threshold), together several hundred (a hundred in an
+/// emulated VM): one `fork_storm` alert of scope `cgroup` naming the cgroup, none
+/// of scope `process`.
 #[test]
 fn fork_storm_spread_over_a_cgroup() {
     let cg = TestCgroup::create("storm");
     let procs = cg.procs_file();
     let t = run_traced_within(
         &["cgroup-storm", &procs, "20", "5", "25"],
-        &["--storm-rate", "100", "--alert-quiet", "30s"],
+        &["--storm-rate", "50", "--alert-quiet", "30s"],
         Duration::from_secs(120),
     );
     t.check_workload(0);
@@ -224,8 +227,8 @@ fn fork_storm_spread_over_a_cgroup() {
     ensure!(
         t,
         [me],
-        children / 5 > 150,
-        "the cgroup forked only {children} children in 5 s: too few to test a 100/s threshold"
+        children / 5 > 75,
+        "the cgroup forked only {children} children in 5 s: too few to test a 50/s threshold"
     );
     let a = t.one_alert("fork_storm", false, &[me]);
     ensure_eq!(t, [me], a.str("scope"), Some("cgroup"), "scope: {a}");
@@ -252,7 +255,7 @@ fn fork_storm_spread_over_a_cgroup() {
     ensure!(
         t,
         [me],
-        a.figure("rate_per_s").is_some_and(|r| r > 100),
+        a.figure("rate_per_s").is_some_and(|r| r > 50),
         "rate above the threshold: {a}"
     );
     ensure!(

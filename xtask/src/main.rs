@@ -62,6 +62,10 @@ enum Command {
         /// then go to the kernel test executable, e.g. `-- fork_exit --nocapture`.
         #[arg(long, value_name = "VERSION")]
         kernel: Option<String>,
+        /// With --kernel: run only this test executable of tests/tests/ in the VM
+        /// (its file name without .rs; repeatable). Without it, every one runs.
+        #[arg(long = "test", value_name = "NAME", requires = "kernel")]
+        tests: Vec<String>,
         /// Arguments for `cargo test`, after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -81,7 +85,11 @@ fn main() -> ExitCode {
         Command::BuildEbpf { release: _ } => ebpf::build().map(|_| ExitCode::SUCCESS),
         Command::Build { release } => build::build(release).map(|_| ExitCode::SUCCESS),
         Command::Run { release, args } => run::run(release, &args),
-        Command::Test { kernel, args } => test::test(kernel.as_deref(), &args),
+        Command::Test {
+            kernel,
+            tests,
+            args,
+        } => test::test(kernel.as_deref(), &tests, &args),
         Command::Clippy => lint::clippy(),
         Command::Bench(options) => bench::run(&options),
     };
@@ -131,7 +139,7 @@ mod tests {
 
     #[test]
     fn test_passes_arguments_after_the_separator_to_cargo_test() {
-        let Command::Test { kernel, args } =
+        let Command::Test { kernel, args, .. } =
             parse(&["xtask", "test", "--", "model::", "--", "--nocapture"])
         else {
             panic!("not test");
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn test_kernel_takes_a_version_and_passes_the_rest_to_the_vm() {
-        let Command::Test { kernel, args } = parse(&[
+        let Command::Test { kernel, args, .. } = parse(&[
             "xtask",
             "test",
             "--kernel",

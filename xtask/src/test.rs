@@ -13,12 +13,13 @@ const STEPS: usize = 5;
 /// licence and bans check (deny.toml), then `cargo test --workspace ARGS` with
 /// `TRACER_EBPF_OBJ`, `TRACER_BIN` and `TRACER_RELEASE_BIN` set for the kernel tests.
 /// With `kernel`, the kernel tests in a VM on that kernel instead (see [`vm::test`]).
-pub fn test(kernel: Option<&str>, args: &[String]) -> Result<ExitCode> {
+/// `only` (with `kernel`) names the test executables to run in the VM; empty is all.
+pub fn test(kernel: Option<&str>, only: &[String], args: &[String]) -> Result<ExitCode> {
     if !cmd::is_root() {
         bail!("the kernel tests load eBPF programs and need root: run `cargo xtask test` as root");
     }
     if let Some(version) = kernel {
-        return vm::test(version, args);
+        return vm::test(version, only, args);
     }
     step(1, STEPS, "set-up", setup::all)?;
     let object = step(2, STEPS, "eBPF object", ebpf::build)?;

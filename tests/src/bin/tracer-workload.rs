@@ -17,8 +17,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// How long any wait-for-a-condition may take before the workload gives up.
+/// How long any wait-for-a-condition may take before the workload gives up, times
+/// `TRACER_TEST_DEADLINE_SCALE` when set (tracer_tests::child::DEADLINE_SCALE_VAR:
+/// the VM of `cargo xtask test --kernel` sets it for its slower CPU).
 const DEADLINE: Duration = Duration::from_secs(20);
+
+fn deadline() -> Instant {
+    let scale = std::env::var("TRACER_TEST_DEADLINE_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    Instant::now() + DEADLINE * scale
+}
 
 /// Exit status of a workload whose own checks failed.
 const BROKEN: i32 = 2;
@@ -33,7 +44,7 @@ modes: fork-exit exec-nonascii posix-spawn zombie-orphan reverse-wait sigkill
        orphan-zombies N [HOLD_MS]  subreaper-null-waitid N  subreaper-null-waitid-serial N
        subreaper-ignores-sigchld N
        fork-bomb SECS cgroup:PROCS_FILE|nproc:N  spin CPU MS NICE  exec-storm SECS
-       join-fork PROCS_FILE|-  cgroup-storm PROCS_FILE PARENTS SECS PACE_MS
+       join-fork PROCS_FILE|-  pids-max-fork PROCS_FILE  cgroup-storm PROCS_FILE PARENTS SECS PACE_MS
        exec-errors DIR  crash DIR  clone-einval";
 
 fn main() {
@@ -94,6 +105,7 @@ fn main() {
         "subreaper-null-waitid-serial" => subreaper_null_waitid_serial(num_arg(&args, 1)),
         "subreaper-ignores-sigchld" => subreaper_ignores_sigchld(num_arg(&args, 1)),
         "join-fork" => join_fork(args.get(1).map_or("-", String::as_str)),
+        "pids-max-fork" => pids_max_fork(args.get(1).map_or("", String::as_str)),
         "cgroup-storm" => cgroup_storm(
             args.get(1).map_or("", String::as_str),
             num_arg(&args, 2),
@@ -546,7 +558,7 @@ fn autoreap() -> i32 {
     if child == 0 {
         child_exit(0);
     }
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = deadline();
     // kill(pid, 0) fails with ESRCH once the task is released.
     // SAFETY: signal 0 only checks for existence.
     while unsafe { libc::kill(child, 0) } == 0 {
@@ -792,7 +804,7 @@ fn sleep_ms(ms: u64) {
 
 /// Polls until `cond` holds; false if it did not before the deadline.
 fn poll(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = deadline();
     while !cond() {
         if Instant::now() > deadline {
             return false;
@@ -1711,6 +1723,50 @@ fn join_fork(procs: &str) -> i32 {
     report(
         json!({ "self": getpid(), "child": child, "before_ns": before_ns, "after_ns": after_ns }),
     );
+    0
+}
+
+/// Joins the cgroup of `procs`, whose `pids.max` the test set to 2: one child fits
+/// beside the workload, so the first fork succeeds and the second, while that child
+/// lives, fails with EAGAIN (kernel/cgroup/pids.c, pids_can_fork, called by
+/// copy_process through cgroup_can_fork) even for root, unlike RLIMIT_NPROC. Joining
+/// is never refused by the limit (pids_can_attach charges without checking it).
+fn pids_max_fork(procs: &str) -> i32 {
+    if procs.is_empty() {
+        broken("pids-max-fork: give the cgroup.procs file of a cgroup with pids.max 2");
+    }
+    std::fs::write(procs, getpid().to_string())
+        .unwrap_or_else(|e| broken(&format!("pids-max-fork: join {procs}: {e}")));
+    let (rd, wr) = pipe_or_die();
+    let child = fork_or_die();
+    if child == 0 {
+        // Lives until the parent closes the pipe's write end: read returns 0 then.
+        close(wr);
+        let mut byte = 0u8;
+        // SAFETY: byte is a valid one-byte buffer; read is async-signal-safe.
+        unsafe { libc::read(rd, (&raw mut byte).cast(), 1) };
+        child_exit(0);
+    }
+    close(rd);
+    let failed = fork_raw();
+    if failed == 0 {
+        child_exit(0);
+    }
+    let err = errno();
+    close(wr);
+    expect_exited(child, wait_pid(child), 0);
+    if failed > 0 {
+        expect_exited(failed, wait_pid(failed), 0);
+        broken(&format!(
+            "pids-max-fork: a second fork succeeded in {procs} (is pids.max 2?)"
+        ));
+    }
+    if err != libc::EAGAIN {
+        broken(&format!(
+            "pids-max-fork: fork failed with errno {err}, expected EAGAIN"
+        ));
+    }
+    report(json!({ "self": getpid(), "child": child, "errno": err }));
     0
 }
 

@@ -26,6 +26,9 @@ fn subject(pid: u32, ppid: u32, comm: &str, cgroup: &str) -> Subject {
         uid: Some(0),
         cgroup_id: 1,
         cgroup: Some(Arc::from(cgroup)),
+        unit: None,
+        container_id: None,
+        pod_uid: None,
     }
 }
 

@@ -91,7 +91,11 @@ pub fn bench(version: &str, bench_args: &[String]) -> Result<ExitCode> {
             ),
             ("HOME".into(), "/root".into()),
         ],
-        command: vec!["/bin/sh".into(), "-c".into(), script],
+        runs: vec![init::TestRun {
+            name: "bench".into(),
+            command: vec!["/bin/sh".into(), "-c".into(), script],
+        }],
+        limit_secs: TIMEOUT.as_secs(),
     };
     let initramfs = dir.join("initramfs-bench.cpio");
     let image = init::initramfs(&busybox, &modules, &init::script(&plan))?;
@@ -104,9 +108,13 @@ pub fn bench(version: &str, bench_args: &[String]) -> Result<ExitCode> {
         shares: shares(&result)?,
         cpus: CPUS,
         memory_mib: MEMORY_MIB,
+        tsc_khz: match accel {
+            qemu::Accel::Kvm => None,
+            qemu::Accel::Tcg => qemu::host_tsc_khz(),
+        },
     };
     let log = dir.join("console-bench.log");
-    let mut progress = Progress::new(Vec::new(), 1);
+    let mut progress = Progress::new(Vec::new(), 1, TIMEOUT.as_secs() / 60);
     let ended = qemu::run(
         qemu::command(&vm)?,
         &format!("vm {version}| "),
@@ -130,7 +138,7 @@ pub fn bench(version: &str, bench_args: &[String]) -> Result<ExitCode> {
         result.display(),
         log.display()
     );
-    if status.trim() == "tests 0" {
+    if status.lines().any(|l| l.trim() == "tests bench 0") {
         Ok(ExitCode::SUCCESS)
     } else {
         Ok(ExitCode::FAILURE)

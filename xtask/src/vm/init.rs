@@ -14,6 +14,10 @@ use super::cpio::Archive;
 pub const RESULT_DIR: &str = "/vm/result";
 /// The status file's name in the result share.
 pub const STATUS_FILE: &str = "status";
+/// What the script prints before and after each test executable (`vm-run: start
+/// NAME`, `vm-run: end NAME CODE`): how the host tells whose output a line is.
+pub const START_MARK: &str = "vm-run: start ";
+pub const END_MARK: &str = "vm-run: end ";
 /// 9p's largest useful message size for virtio: bigger messages, fewer round trips.
 const MSIZE: u32 = 512 * 1024;
 
@@ -39,7 +43,18 @@ pub struct Plan {
     pub workdir: String,
     /// Environment variables of the tests.
     pub env: Vec<(String, String)>,
-    /// The test executable and its arguments.
+    /// The test executables, run one after the other.
+    pub runs: Vec<TestRun>,
+    /// How long one executable may run before busybox's `timeout` kills it (SIGKILL),
+    /// so that one stuck executable does not cost the others their run.
+    pub limit_secs: u64,
+}
+
+/// One test executable and its arguments.
+#[derive(Debug)]
+pub struct TestRun {
+    /// Its name (the file in tests/tests/), for the markers and the status file.
+    pub name: String,
     pub command: Vec<String>,
 }
 
@@ -113,17 +128,39 @@ pub fn script(plan: &Plan) -> String {
         quote(&plan.workdir)
     ));
     s.push_str("echo \"vm-init: Linux $($BB uname -r), running the kernel tests\"\n");
-    s.push_str("$BB env -i");
+    let mut env = String::new();
     for (key, value) in &plan.env {
-        s.push_str(&format!(" {}", quote(&format!("{key}={value}"))));
+        env.push(' ');
+        env.push_str(&quote(&format!("{key}={value}")));
     }
-    for arg in &plan.command {
-        s.push(' ');
-        s.push_str(&quote(arg));
+    for run in &plan.runs {
+        let name = quote(&run.name);
+        s.push_str(&format!(
+            "echo {}\n",
+            quote(&format!("{START_MARK}{}", run.name))
+        ));
+        s.push_str(&format!(
+            "$BB timeout -s KILL {} $BB env -i{env}",
+            plan.limit_secs
+        ));
+        for arg in &run.command {
+            s.push(' ');
+            s.push_str(&quote(arg));
+        }
+        // What an executable left goes before the next one starts: processes (a
+        // killed executable's tracers and workloads, in their own process groups;
+        // kill(-1) spares init and the caller) and files in /tmp (a tmpfs, so
+        // memory; the host cannot see it anyway).
+        s.push_str(&format!(
+            "\ncode=$?\n\
+             echo \"tests {name} $code\" >> /vm/result/status || echo \"vm-init: cannot write the status file\"\n\
+             echo \"{END_MARK}{name} $code\"\n\
+             $BB kill -KILL -1 2>/dev/null\n\
+             $BB rm -rf /tmp/* 2>/dev/null\n"
+        ));
     }
     s.push_str(
-        "\ncode=$?\n\
-         echo \"tests $code\" > /vm/result/status || echo \"vm-init: cannot write the status file\"\n\
+        "echo done >> /vm/result/status\n\
          $BB sync\n\
          $BB poweroff -f\n",
     );
@@ -206,7 +243,17 @@ mod tests {
             ],
             workdir: "/w/tests".into(),
             env: vec![("TRACER_BIN".into(), "/w/target/debug/tracer".into())],
-            command: vec!["/w/target/debug/deps/kernel-1".into(), "fork exit".into()],
+            runs: vec![
+                TestRun {
+                    name: "kernel".into(),
+                    command: vec!["/w/target/debug/deps/kernel-1".into(), "fork exit".into()],
+                },
+                TestRun {
+                    name: "zombies".into(),
+                    command: vec!["/w/target/debug/deps/zombies-2".into()],
+                },
+            ],
+            limit_secs: 900,
         };
         let s = script(&plan);
         assert!(s.starts_with("#!/vm/busybox sh\n"));
@@ -217,11 +264,14 @@ mod tests {
         assert!(at("insmod /vm/modules/9pnet.ko") < at("insmod /vm/modules/9p.ko"));
         assert!(at("insmod /vm/modules/9p.ko") < at("msize=524288,ro,cache=loose usr /usr\n"));
         assert!(at("msize=524288,rw result /vm/result\n") < at("cd /w/tests"));
-        assert!(
-            at(
-                "$BB env -i TRACER_BIN=/w/target/debug/tracer /w/target/debug/deps/kernel-1 'fork exit'\ncode=$?\n"
-            ) < at("echo \"tests $code\" > /vm/result/status")
-        );
+        let kernel = at("echo 'vm-run: start kernel'\n\
+             $BB timeout -s KILL 900 $BB env -i TRACER_BIN=/w/target/debug/tracer \
+             /w/target/debug/deps/kernel-1 'fork exit'\ncode=$?\n\
+             echo \"tests kernel $code\" >> /vm/result/status");
+        let end = at("echo \"vm-run: end kernel $code\"\n");
+        let zombies = at("echo 'vm-run: start zombies'\n");
+        assert!(at("cd /w/tests") < kernel && kernel < end && end < zombies);
+        assert!(zombies < at("echo done >> /vm/result/status\n"));
         assert!(s.ends_with("$BB poweroff -f\n"));
     }
 }

@@ -97,6 +97,8 @@ pub struct Vm {
     pub shares: Vec<Share>,
     pub cpus: u32,
     pub memory_mib: u32,
+    /// The host's TSC frequency, given to an emulated guest ([`append`]).
+    pub tsc_khz: Option<u64>,
 }
 
 /// The kernel command line: the serial console (what the host reads); warnings and
@@ -118,12 +120,40 @@ pub const APPEND: &str = "console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 \
 /// context switch), which only cost time in an emulated test VM.
 pub const APPEND_TCG: &str = "tsc=reliable mitigations=off";
 
-/// The kernel command line for `accel`.
-pub fn append(accel: Accel) -> String {
-    match accel {
-        Accel::Kvm => APPEND.to_string(),
-        Accel::Tcg => format!("{APPEND} {APPEND_TCG}"),
+/// The kernel command line for `accel`. Under TCG with `tsc_khz` (the host's TSC
+/// frequency, [`host_tsc_khz`]) also `tsc_early_khz=`: the emulated CPU's TSC is
+/// the host's own (qemu's cpu_get_tsc reads the host's TSC when not counting
+/// instructions), but the guest measures its frequency against the emulated PIT and
+/// HPET (arch/x86/kernel/tsc.c, native_calibrate_tsc / pit_hpet_ptimer_calibrate_cpu),
+/// which on a loaded host gives nonsense: one boot here took 255 MHz for a 2.6 GHz
+/// TSC ("PIT calibration deviates from HPET: 255024 2600068"), and the guest's clock
+/// then ran ten times fast, so every timeout in the tests expired ten times early.
+/// The later refinement (tsc_refine_calibration_work) only moves it within 1%.
+pub fn append(accel: Accel, tsc_khz: Option<u64>) -> String {
+    match (accel, tsc_khz) {
+        (Accel::Kvm, _) => APPEND.to_string(),
+        (Accel::Tcg, None) => format!("{APPEND} {APPEND_TCG}"),
+        (Accel::Tcg, Some(khz)) => format!("{APPEND} {APPEND_TCG} tsc_early_khz={khz}"),
     }
+}
+
+/// The host's TSC frequency in kHz, measured against the monotonic clock over 200 ms
+/// (both count real time however loaded the host is); None where there is no TSC.
+pub fn host_tsc_khz() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let started = std::time::Instant::now();
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        let t0 = unsafe { std::arch::x86_64::_rdtsc() };
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: as above.
+        let t1 = unsafe { std::arch::x86_64::_rdtsc() };
+        let nanos = started.elapsed().as_nanos();
+        let khz = u128::from(t1.wrapping_sub(t0)) * 1_000_000 / nanos.max(1);
+        u64::try_from(khz).ok().filter(|&k| k > 0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 /// The qemu command for `vm`.
@@ -148,7 +178,7 @@ pub fn command(vm: &Vm) -> Result<Command> {
         .arg("-initrd")
         .arg(&vm.initramfs)
         .arg("-append")
-        .arg(append(vm.accel));
+        .arg(append(vm.accel, vm.tsc_khz));
     for share in &vm.shares {
         qemu.args(["-virtfs", &virtfs(share)?]);
     }
@@ -187,8 +217,8 @@ pub enum Ended {
     TimedOut,
 }
 
-/// Runs qemu, printing each console line with `prefix`, writing it to `log` and giving
-/// it to `progress`; kills qemu after `timeout`.
+/// Runs qemu, writing each console line to `log` and giving it to `progress`, and
+/// printing with `prefix` what `progress` says to show of it; kills qemu after `timeout`.
 pub fn run(
     mut qemu: Command,
     prefix: &str,
@@ -227,9 +257,11 @@ pub fn run(
                         // look alike in the guest's own timestamps.
                         let _ =
                             writeln!(log_file, "{:7.1} {text}", started.elapsed().as_secs_f64());
-                        progress.line(text);
+                        let shown = progress.line(text);
                         let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{prefix}{text}");
+                        for line in shown {
+                            let _ = writeln!(out, "{prefix}{line}");
+                        }
                         let _ = out.flush();
                     }
                 }
@@ -300,6 +332,7 @@ mod tests {
             shares: vec![share("/w", false)],
             cpus: 2,
             memory_mib: 2048,
+            tsc_khz: None,
         };
         let args: Vec<String> = command(&vm)
             .unwrap()
@@ -319,7 +352,12 @@ mod tests {
         }
         let append = args.iter().position(|a| a == "-append").unwrap();
         assert_eq!(args[append + 1], APPEND);
-        assert!(super::append(Accel::Tcg).ends_with("tsc=reliable mitigations=off"));
+        assert!(super::append(Accel::Tcg, None).ends_with("tsc=reliable mitigations=off"));
+        assert!(
+            super::append(Accel::Tcg, Some(2_600_068))
+                .ends_with("tsc=reliable mitigations=off tsc_early_khz=2600068")
+        );
+        assert_eq!(super::append(Accel::Kvm, Some(2_600_068)), APPEND);
     }
 
     #[test]
