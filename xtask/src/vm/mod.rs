@@ -50,7 +50,8 @@ const REQUIRED: [(&str, &str); 5] = [
 
 /// Set-up, eBPF object, agent and test executable, kernel and initramfs, then the VM.
 /// `args` go to the kernel test executable (libtest), e.g. `fork_exit --nocapture`.
-pub fn test(version: &str, args: &[String]) -> Result<ExitCode> {
+/// With `static_agent` the tests run the static musl release agent (`TRACER_BIN`).
+pub fn test(version: &str, static_agent: bool, args: &[String]) -> Result<ExitCode> {
     let accel = step(1, STEPS, "set-up", || {
         if std::env::consts::ARCH != "x86_64" {
             bail!("--kernel boots Debian's amd64 kernels with KVM: it needs an x86_64 host");
@@ -64,8 +65,14 @@ pub fn test(version: &str, args: &[String]) -> Result<ExitCode> {
     let object = step(2, STEPS, "eBPF object", ebpf::build)?;
     let tests = step(3, STEPS, "agent and kernel tests", || {
         build::agent(false, &object, &["tracer"])?;
-        kernel_test_executable(&object)
+        let agent = if static_agent {
+            build::agent_for(true, Some(build::MUSL), &object)?
+        } else {
+            build::binary(false)
+        };
+        Ok((agent, kernel_test_executable(&object)?))
     })?;
+    let (agent, tests) = tests;
     let (kernel, initramfs) = step(4, STEPS, &format!("kernel {version}"), || {
         let package = debian::kernel_package(version)?;
         let kernel = debian::kernel(&package)?;
@@ -91,7 +98,7 @@ pub fn test(version: &str, args: &[String]) -> Result<ExitCode> {
             .collect::<Result<Vec<_>, _>>()
             .context("reading the prepared modules")?;
         let names = modules.iter().map(|(name, _)| name.clone()).collect();
-        let plan = plan(names, shares(&dir.join("result"))?, &tests, args)?;
+        let plan = plan(names, shares(&dir.join("result"))?, &agent, &tests, args)?;
         let image = init::initramfs(&busybox, &modules, &init::script(&plan))?;
         fs::write(&initramfs, image)
             .with_context(|| format!("cannot write {}", initramfs.display()))?;
@@ -325,10 +332,12 @@ fn shares(result: &Path) -> Result<Vec<init::Share>> {
 }
 
 /// What the VM's init runs: the kernel test executable in the tests' package directory
-/// (where `cargo test` runs it), two tests at a time unless `args` say otherwise.
+/// (where `cargo test` runs it) with `agent` as the tracer under test, two tests at a
+/// time unless `args` say otherwise.
 fn plan(
     modules: Vec<String>,
     shares: Vec<init::Share>,
+    agent: &Path,
     tests: &Path,
     args: &[String],
 ) -> Result<init::Plan> {
@@ -340,7 +349,7 @@ fn plan(
         ),
         ("HOME".into(), "/root".into()),
         ("RUST_BACKTRACE".into(), "1".into()),
-        ("TRACER_BIN".into(), qemu::utf8(&build::binary(false))?),
+        ("TRACER_BIN".into(), qemu::utf8(agent)?),
         (
             "TRACER_WORKLOAD".into(),
             qemu::utf8(&debug.join("tracer-workload"))?,
