@@ -173,3 +173,42 @@ pub fn split_debug(binary: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits a copy of the xtask binary running this test (a debug build, with DWARF),
+    /// then splits it again as a second `cargo xtask build --release` would, when cargo
+    /// left the split binary in place.
+    #[test]
+    fn splits_debug_info_beside_the_binary_once() {
+        let dir = cmd::target_dir()
+            .join("tmp")
+            .join(format!("xtask-split-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("tool");
+        fs::copy(std::env::current_exe().unwrap(), &binary).unwrap();
+        let before = fs::metadata(&binary).unwrap().len();
+
+        split_debug(&binary).unwrap();
+        let debug = dir.join("tool.debug");
+        assert_eq!(debug_file(&binary), debug);
+        let stripped = elf::facts(&binary).unwrap();
+        assert!(!stripped.debug_info);
+        assert_eq!(stripped.debuglink.as_deref(), Some("tool.debug"));
+        assert!(elf::facts(&debug).unwrap().debug_info);
+        let after = fs::metadata(&binary).unwrap().len();
+        assert!(after < before / 2, "{before} -> {after} bytes");
+
+        let debug_size = fs::metadata(&debug).unwrap().len();
+        split_debug(&binary).unwrap();
+        assert_eq!(fs::metadata(&binary).unwrap().len(), after);
+        assert_eq!(fs::metadata(&debug).unwrap().len(), debug_size);
+
+        fs::remove_file(&debug).unwrap();
+        let err = split_debug(&binary).unwrap_err().to_string();
+        assert!(err.contains("no debug info to split"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
