@@ -140,8 +140,10 @@ fn static_binary_needs_no_loader_and_traces_a_workload() {
     let facts = elf(&binary);
     assert!(
         !facts.interpreter && facts.needed == 0,
-        "{} is not static: {facts:?}",
-        binary.display()
+        "{} is not static: program interpreter {}, {} shared libraries needed",
+        binary.display(),
+        facts.interpreter,
+        facts.needed
     );
 
     let t = run_traced_by(&binary, &["fork-exit"], &[], DEADLINE);
