@@ -29,7 +29,7 @@ pub use schema::{ALERT_KINDS, MORE_PROCESS_TYPES, PROCESS_TYPES, check_record, i
 pub use system::{BpfIds, PidsCgroup, allowed_cpus, reschedule, schedule, vm_rss_kib};
 pub use trace::Trace;
 pub use tracer_run::{
-    Ran, Summary, run_dir, run_traced, run_traced_within, run_tracer, summary_in, tracer_bin,
-    tracer_release_bin,
+    Ran, Summary, run_dir, run_traced, run_traced_by, run_traced_within, run_tracer, summary_in,
+    tracer_bin, tracer_release_bin, tracer_static_bin,
 };
 pub use workloads::{ancestors_of_self, facts_in, facts_of, workload_bin};

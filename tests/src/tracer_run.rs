@@ -25,10 +25,20 @@ pub fn run_traced(args: &[&str], extra_tracer_flags: &[&str]) -> Trace {
 
 /// [`run_traced`] with a chosen deadline.
 pub fn run_traced_within(args: &[&str], extra_tracer_flags: &[&str], deadline: Duration) -> Trace {
+    run_traced_by(&tracer_bin(), args, extra_tracer_flags, deadline)
+}
+
+/// [`run_traced_within`] with a chosen tracer binary (the static one, say).
+pub fn run_traced_by(
+    tracer: &Path,
+    args: &[&str],
+    extra_tracer_flags: &[&str],
+    deadline: Duration,
+) -> Trace {
     require_root();
     let dir = run_dir(args.first().copied().unwrap_or("run"));
     let output = dir.join("trace.jsonl");
-    let mut cmd = Command::new(tracer_bin());
+    let mut cmd = Command::new(tracer);
     cmd.args(["watch", "--format", "jsonl", "--quiet", "-o"])
         .arg(&output)
         .args(extra_tracer_flags)
@@ -59,6 +69,16 @@ pub fn tracer_release_bin() -> PathBuf {
         "TRACER_RELEASE_BIN",
         "release",
         "cargo xtask build --release",
+    )
+}
+
+/// The static release tracer (musl): `TRACER_STATIC_BIN` (set by `cargo xtask test`),
+/// or target/x86_64-unknown-linux-musl/release/tracer.
+pub fn tracer_static_bin() -> PathBuf {
+    built_tracer(
+        "TRACER_STATIC_BIN",
+        "x86_64-unknown-linux-musl/release",
+        "cargo xtask build --release --target x86_64-unknown-linux-musl",
     )
 }
 

@@ -361,7 +361,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     // so the agent's peak RSS is not the sum of both.
     drop(aya_btf);
     // SAFETY: malloc_trim only releases free heap memory.
-    unsafe { libc::malloc_trim(0) };
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0)
+    };
+    // musl has no malloc_trim: its allocator (mallocng) unmaps freed groups itself.
     let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(map_err("EVENTS"))?;
     let lost = PerCpuArray::try_from(take(&mut ebpf, "LOST")?).map_err(map_err("LOST"))?;
     let seen = PerCpuArray::try_from(take(&mut ebpf, "SEEN")?).map_err(map_err("SEEN"))?;

@@ -6,6 +6,7 @@ mod build;
 mod cmd;
 mod deny;
 mod ebpf;
+mod elf;
 mod lint;
 mod run;
 mod setup;
@@ -40,10 +41,15 @@ enum Command {
         release: bool,
     },
     /// Build the eBPF object, then the agent (target/<profile>/tracer) with it embedded.
+    /// A release agent is split: the binary without debug info, `tracer.debug` beside it.
     Build {
         /// Build the agent with the release profile.
         #[arg(long)]
         release: bool,
+        /// Build only the agent, for this target: `x86_64-unknown-linux-musl` gives a
+        /// static binary (target/x86_64-unknown-linux-musl/<profile>/tracer).
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
     },
     /// Build, then run the agent (through `sudo -E` when not root): `cargo xtask run -- watch`.
     Run {
@@ -66,6 +72,10 @@ enum Command {
         /// (its file name without .rs; repeatable). Without it, every one runs.
         #[arg(long = "test", value_name = "NAME", requires = "kernel")]
         tests: Vec<String>,
+        /// With --kernel: the kernel tests run the static release agent (musl) instead of
+        /// the debug one, as a server without the build machine's glibc would.
+        #[arg(long = "static", requires = "kernel")]
+        static_agent: bool,
         /// Arguments for `cargo test`, after `--`.
         #[arg(last = true)]
         args: Vec<String>,
@@ -83,13 +93,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup => setup::all().map(|()| ExitCode::SUCCESS),
         Command::BuildEbpf { release: _ } => ebpf::build().map(|_| ExitCode::SUCCESS),
-        Command::Build { release } => build::build(release).map(|_| ExitCode::SUCCESS),
+        Command::Build { release, target } => {
+            build::build(release, target.as_deref()).map(|_| ExitCode::SUCCESS)
+        }
         Command::Run { release, args } => run::run(release, &args),
         Command::Test {
             kernel,
+            static_agent,
             tests,
             args,
-        } => test::test(kernel.as_deref(), &tests, &args),
+        } => test::test(kernel.as_deref(), static_agent, &tests, &args),
         Command::Clippy => lint::clippy(),
         Command::Bench(options) => bench::run(&options),
     };
@@ -182,7 +195,12 @@ mod tests {
 
     #[test]
     fn test_kernel_takes_a_version_and_passes_the_rest_to_the_vm() {
-        let Command::Test { kernel, args, .. } = parse(&[
+        let Command::Test {
+            kernel,
+            static_agent,
+            args,
+            ..
+        } = parse(&[
             "xtask",
             "test",
             "--kernel",
@@ -190,11 +208,38 @@ mod tests {
             "--",
             "fork_exit",
             "--nocapture",
-        ]) else {
+        ])
+        else {
             panic!("not test");
         };
         assert_eq!(kernel.as_deref(), Some("6.1"));
         assert_eq!(args, ["fork_exit", "--nocapture"]);
+        assert!(!static_agent);
         assert!(Cli::try_parse_from(["xtask", "test", "--kernel"]).is_err());
+        let Command::Test { static_agent, .. } =
+            parse(&["xtask", "test", "--kernel", "6.1", "--static"])
+        else {
+            panic!("not test");
+        };
+        assert!(static_agent);
+        assert!(
+            Cli::try_parse_from(["xtask", "test", "--static"]).is_err(),
+            "--static is for the VM"
+        );
+    }
+
+    #[test]
+    fn build_takes_a_target() {
+        let Command::Build { release, target } = parse(&[
+            "xtask",
+            "build",
+            "--release",
+            "--target",
+            "x86_64-unknown-linux-musl",
+        ]) else {
+            panic!("not build");
+        };
+        assert!(release);
+        assert_eq!(target.as_deref(), Some("x86_64-unknown-linux-musl"));
     }
 }

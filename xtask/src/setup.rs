@@ -28,13 +28,15 @@ pub const CARGO_DENY_VERSION: &str = "0.20.2";
 /// Where the agent reads tracepoint formats and attaches tracepoints.
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
-/// All seven steps: what `cargo xtask setup` and `cargo xtask test` run.
+/// All nine steps: what `cargo xtask setup` and `cargo xtask test` run.
 pub fn all() -> Result<()> {
     build_tools()?;
     tracefs(false)?;
     cargo_deny()?;
     tmux()?;
-    sql_engines()
+    sql_engines()?;
+    objcopy()?;
+    musl()
 }
 
 /// The SQL engines the tests run docs/sql.md's queries on and `cargo xtask bench
@@ -254,6 +256,53 @@ fn sql_engines() -> Result<()> {
             .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
             .args(PIP_PACKAGES),
     )
+}
+
+/// Step 8: objcopy (binutils), which splits a release binary's debug info into
+/// `tracer.debug`. Returns its path.
+pub fn objcopy() -> Result<std::path::PathBuf> {
+    if let Some(found) = cmd::find_in_path("objcopy", &cmd::tool_path()) {
+        println!("xtask: objcopy present ({})", found.display());
+        return Ok(found);
+    }
+    apt_install("binutils", "objcopy")?;
+    cmd::find_in_path("objcopy", &cmd::tool_path())
+        .ok_or_else(|| anyhow!("apt-get installed binutils but objcopy is not on PATH"))
+}
+
+/// Step 9: what the static build (`--target x86_64-unknown-linux-musl`) needs: musl's
+/// Rust standard library (rustup) and `musl-gcc` (Debian's musl-tools), with which
+/// zstd-sys compiles zstd's C code for musl (the cc crate picks `musl-gcc` for this target).
+pub fn musl() -> Result<()> {
+    let target = crate::build::MUSL;
+    let rustup = cmd::find_in_path("rustup", &cmd::tool_path())
+        .ok_or_else(|| anyhow!("rustup not found on PATH: install it from https://rustup.rs"))?;
+    // Without --toolchain rustup picks the toolchain that runs xtask (RUSTUP_TOOLCHAIN).
+    let installed = cmd::probe(Command::new(&rustup).args(["target", "list", "--installed"]))
+        .unwrap_or_default();
+    if installed.lines().any(|line| line.trim() == target) {
+        println!("xtask: {target} standard library present");
+    } else {
+        println!("xtask: adding the {target} standard library (rustup)");
+        cmd::run(Command::new(&rustup).args(["target", "add", target]))?;
+    }
+    if cmd::find_in_path("musl-gcc", &cmd::tool_path()).is_some() {
+        println!("xtask: musl-gcc present");
+        return Ok(());
+    }
+    apt_install("musl-tools", "musl-gcc")
+}
+
+/// `apt-get install PACKAGE` (as root), which provides `program`.
+fn apt_install(package: &str, program: &str) -> Result<()> {
+    if !cmd::is_root() {
+        bail!(
+            "installing {package} (for {program}) needs root: run as root or \
+             `apt-get install -y {package}` yourself"
+        );
+    }
+    println!("xtask: installing {package} (apt-get)");
+    cmd::run(apt_get().args(["install", "-y", "--no-install-recommends", package]))
 }
 
 /// `cargo install NAME --locked --version VERSION EXTRA` into cargo's bin directory,

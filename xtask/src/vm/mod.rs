@@ -63,8 +63,14 @@ const REQUIRED: [(&str, &str); 5] = [
 
 /// Set-up, eBPF object, agent and test executables, kernel and initramfs, then the VM.
 /// `args` go to every test executable (libtest), e.g. `fork_exit --nocapture`; `only`
-/// names the executables to run (`--test`), empty for all.
-pub fn test(version: &str, only: &[String], args: &[String]) -> Result<ExitCode> {
+/// names the executables to run (`--test`), empty for all. With `static_agent` the
+/// tests run the static musl release agent (`TRACER_BIN`).
+pub fn test(
+    version: &str,
+    static_agent: bool,
+    only: &[String],
+    args: &[String],
+) -> Result<ExitCode> {
     let accel = step(1, STEPS, "set-up", || {
         if std::env::consts::ARCH != "x86_64" {
             bail!("--kernel boots Debian's amd64 kernels with KVM: it needs an x86_64 host");
@@ -76,7 +82,7 @@ pub fn test(version: &str, only: &[String], args: &[String]) -> Result<ExitCode>
         Ok(accel)
     })?;
     let object = step(2, STEPS, "eBPF object", ebpf::build)?;
-    let (binaries, not_run) = step(3, STEPS, "agent and test executables", || {
+    let (agent, binaries, not_run) = step(3, STEPS, "agent and test executables", || {
         build::agent(false, &object, &["tracer"])?;
         // faults.rs measures the fork bomb's memory on the optimised agent.
         build::agent(true, &object, &["tracer"])?;
@@ -95,7 +101,12 @@ pub fn test(version: &str, only: &[String], args: &[String]) -> Result<ExitCode>
         if binaries.is_empty() {
             bail!("no test executable has a test to run in the VM (see above)");
         }
-        Ok((binaries, not_run))
+        let agent = if static_agent {
+            build::agent_for(true, Some(build::MUSL), &object)?
+        } else {
+            build::binary(false)
+        };
+        Ok((agent, binaries, not_run))
     })?;
     let (kernel, initramfs) = step(4, STEPS, &format!("kernel {version}"), || {
         let package = debian::kernel_package(version)?;
@@ -122,7 +133,14 @@ pub fn test(version: &str, only: &[String], args: &[String]) -> Result<ExitCode>
             .collect::<Result<Vec<_>, _>>()
             .context("reading the prepared modules")?;
         let names = modules.iter().map(|(name, _)| name.clone()).collect();
-        let plan = plan(names, shares(&dir.join("result"))?, &binaries, args, accel)?;
+        let plan = plan(
+            names,
+            shares(&dir.join("result"))?,
+            &agent,
+            &binaries,
+            args,
+            accel,
+        )?;
         let image = init::initramfs(&busybox, &modules, &init::script(&plan))?;
         fs::write(&initramfs, image)
             .with_context(|| format!("cannot write {}", initramfs.display()))?;
@@ -540,10 +558,11 @@ fn shares(result: &Path) -> Result<Vec<init::Share>> {
 }
 
 /// What the VM's init runs: each test executable in the tests' package directory
-/// (where `cargo test` runs it), two tests at a time unless `args` say otherwise.
+/// (where `cargo test` runs it) with `agent` as the tracer under test, two tests at a time unless `args` say otherwise.
 fn plan(
     modules: Vec<String>,
     shares: Vec<init::Share>,
+    agent: &Path,
     binaries: &[(Executable, Vec<String>)],
     args: &[String],
     accel: qemu::Accel,
@@ -558,7 +577,7 @@ fn plan(
         ("HOME".into(), "/root".into()),
         ("RUST_BACKTRACE".into(), "1".into()),
         ("TRACER_TEST_DEADLINE_SCALE".into(), scale.to_string()),
-        ("TRACER_BIN".into(), qemu::utf8(&build::binary(false))?),
+        ("TRACER_BIN".into(), qemu::utf8(agent)?),
         (
             "TRACER_RELEASE_BIN".into(),
             qemu::utf8(&build::binary(true))?,
