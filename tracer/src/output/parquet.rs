@@ -771,9 +771,12 @@ fn rename_noreplace(tmp: &Path, dir: &Path, stem: &str) -> Result<PathBuf, Parqu
         };
         let to_path = dir.join(name);
         let to = cstr(&to_path);
-        // SAFETY: both are valid NUL-terminated paths for the duration of the call.
+        // The raw system call, not libc's wrapper: musl (the static build) has no
+        // renameat2 function. SAFETY: both are valid NUL-terminated paths for the
+        // duration of the call; the flags are renameat2's (fs/namei.c).
         let r = unsafe {
-            libc::renameat2(
+            libc::syscall(
+                libc::SYS_renameat2,
                 libc::AT_FDCWD,
                 from.as_ptr(),
                 libc::AT_FDCWD,

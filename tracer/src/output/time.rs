@@ -139,6 +139,9 @@ impl Zone {
             Zone::Local => {
                 // SAFETY: an all-zero tm is a valid value (tm_zone null).
                 let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+                // libc marks musl's time_t deprecated (it will follow musl's 64-bit
+                // change); it is 64-bit on x86_64 either way, the only musl target built.
+                #[allow(deprecated)]
                 let t = secs as libc::time_t;
                 // SAFETY: valid pointers to a time_t and a tm for the call.
                 if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
